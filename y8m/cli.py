@@ -1,0 +1,30 @@
+"""The `y8m` command: python-fire over the functions in y8m.commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import fire
+
+    from y8m import commands
+    from y8m.errors import UsageError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        commands.check_flags(commands.COMMANDS, argv)
+        fire.Fire(commands.COMMANDS, command=argv, name="y8m")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

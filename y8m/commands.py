@@ -1,0 +1,351 @@
+"""Command functions behind `y8m`: each parses its flags, calls the library and prints a summary.
+
+Heavy modules (TensorFlow, Keras, torch) are imported inside the functions so `y8m --help`
+and the torch-free parts start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+
+from y8m.errors import UsageError
+
+
+def _print_json(figures: dict) -> None:
+    print(json.dumps(figures, default=str))
+
+
+def synth(output_dir: str = "data/synth", version: int = 2018, videos: int = 1200,
+          validate_videos: int | None = None, test_videos: int | None = None, shards: int = 4,
+          level: str = "both", min_frames: int = 20, max_frames: int = 60, active_classes: int = 40,
+          verticals: int = 8, mean_labels: float = 2.0, seed: int = 0):
+    """Write a learnable synthetic dataset in the official YouTube-8M layout.
+
+    Args:
+        output_dir: destination; shards go to OUTPUT_DIR/frame and OUTPUT_DIR/video.
+        version: release layout: 2017 (4716 classes, video_id), 2018 (3862, id) or 2019 (segments).
+        videos: training videos (validate and test default to a quarter each).
+        validate_videos: validation videos.
+        test_videos: test videos.
+        shards: files for the train split (validate/test get half).
+        level: frame, video or both.
+        min_frames: shortest video in frames (seconds).
+        max_frames: longest video in frames (at most 300).
+        active_classes: classes that occur (long-tailed).
+        verticals: groups of co-occurring classes.
+        mean_labels: average labels per video.
+        seed: random seed; the output is a deterministic function of it.
+    """
+    from y8m.data.synth import synthesize
+
+    summary = synthesize(output_dir, version=version, videos=videos, validate_videos=validate_videos,
+                         test_videos=test_videos, shards=shards, level=level, min_frames=min_frames,
+                         max_frames=max_frames, active_classes=active_classes, verticals=verticals,
+                         mean_labels=mean_labels, seed=seed)
+    for split, files in summary["files"].items():
+        for lv, paths in files.items():
+            print(f"{split:<9} {lv:<6} {len(paths)} file(s), {summary['videos'][split]} videos")
+    print(f"wrote {output_dir} (version {summary['version']}, {summary['active_classes']} active classes)")
+
+
+def inspect_(pattern: str, version: int | None = None, max_problems: int = 20, json_output: bool = False):
+    """Count, summarise and validate every record of a TFRecord glob against the official spec.
+
+    Args:
+        pattern: TFRecord glob, e.g. 'data/synth/frame/validate*.tfrecord'.
+        version: release to validate against (2017, 2018, 2019); detected when omitted.
+        max_problems: problems printed in full.
+        json_output: print the whole report as JSON.
+    """
+    from y8m.data.inspect import inspect_records
+
+    report = inspect_records(pattern, version=version, max_problems=max_problems)
+    if json_output:
+        _print_json(report)
+    else:
+        level = "frame-level" if report["frame_level"] else "video-level"
+        print(f"{report['videos']} videos in {len(report['files'])} file(s), {level}, version {report['version']}")
+        for path, n in report["files"].items():
+            print(f"  {n:>8}  {path}")
+        nf = report["num_frames"]
+        if nf["min"] is not None:
+            print(f"frames per video: min {nf['min']}, mean {nf['mean']:.1f}, max {nf['max']}")
+        print(f"features (values per frame/video): {report['feature_shapes']}")
+        print(f"labels per video: {report['labels_per_video']:.2f}; distinct labels: {report['distinct_labels']}")
+        print("top labels (class: videos): " + ", ".join(f"{c}: {n}" for c, n in report["top_labels"]))
+        for p in report["problems"]:
+            print(f"problem: {p}")
+    if not report["valid"]:
+        raise UsageError(f"{report['num_problems']} problem(s) found; the first: {report['problems'][0]}")
+    if not json_output:
+        print("all records valid")
+
+
+def models(num_classes: int = 3862, names: str | None = None):
+    """List the model names with parameter counts and float32 size for NUM_CLASSES.
+
+    Args:
+        num_classes: output classes (3862 for 2018, 4716 for 2017; the thesis counts at 4716).
+        names: comma-separated subset of models to list.
+    """
+    from frame_models.summary import parameter_table
+
+    wanted = None if names is None else [n.strip() for n in str(names).split(",") if n.strip()]
+    rows = parameter_table(int(num_classes), names=wanted)
+    print(f"{'model':<16} {'parameters':>14} {'float32 MB':>11} {'thesis':>10}")
+    for r in rows:
+        thesis = f"~{r['thesis_params'] / 1e6:.0f}M" if r.get("thesis_params") else "-"
+        print(f"{r['name']:<16} {r['params']:>14,} {r['float32_mb']:>11.1f} {thesis:>10}")
+
+
+def train(**flags):
+    """Train a model by name; re-running the same command resumes from the last checkpoint.
+
+    Run `y8m train --help_flags` for every flag; the common ones: --model, --train_data_pattern,
+    --train_dir, --batch_size, --max_steps, --num_epochs, --base_learning_rate, --start_new_model,
+    plus model hyper-parameters (--cluster_size, --hidden_size, ...).
+    """
+    from y8m.train import train as run
+
+    run(**flags)
+
+
+def eval_(**flags):
+    """Evaluate a trained model (GAP@20, Hit@1, PERR, mAP, loss); writes TRAIN_DIR/eval.json."""
+    from y8m.evaluate import evaluate
+
+    evaluate(**flags)
+
+
+def predict(**flags):
+    """Write top-K predictions (prediction store, optional Kaggle CSV) for a glob of records."""
+    from y8m.predict import predict as run
+
+    run(**flags)
+
+
+def ensemble(**flags):
+    """Greedy GAP-driven ensemble of prediction stores; writes a Kaggle submission."""
+    from ensembles.commands import ensemble as run
+
+    run(**flags)
+
+
+def demo(output_dir: str = "demo", videos: int = 1500, steps: int = 300, seed: int = 0):
+    """The whole Kaggle workflow on synthetic data: synth, train 3 models, eval, predict, ensemble.
+
+    Args:
+        output_dir: where data, runs, predictions and the submission go.
+        videos: synthetic training videos.
+        steps: training steps per model.
+        seed: random seed.
+    """
+    from y8m.demo import run_demo
+
+    run_demo(output_dir=output_dir, videos=videos, steps=steps, seed=seed)
+
+
+def _quiet(cls):
+    """A subclass whose public methods return None, so fire prints only what they print."""
+    members = {}
+    for name, fn in inspect.getmembers(cls, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+
+        def make(f):
+            @functools.wraps(f)
+            def call(*args, **kwargs):
+                f(*args, **kwargs)
+
+            return call
+
+        members[name] = make(fn)
+    return type(cls.__name__, (cls,), members)
+
+
+class Submission:
+    """Kaggle submission files: validate and score."""
+
+    def validate(self, file: str, version: int = 2018, ids_from: str | None = None):
+        """Check a submission CSV: header, rows, unique ids (== the test set's with --ids_from), ranges.
+
+        Args:
+            file: the submission (.csv or .csv.gz).
+            version: 2017, 2018 (video labels) or 2019 (segments).
+            ids_from: TFRecord glob or CSV of the ids the submission must cover exactly.
+        """
+        from submissions.commands import Commands
+
+        Commands().validate(file, version=version, ids_from=ids_from)
+
+    def score(self, file: str, solution: str, version: int = 2018):
+        """Score a submission as the leaderboard does (GAP@20; segment mAP for 2019).
+
+        Args:
+            file: the submission (.csv or .csv.gz).
+            solution: TFRecord glob with labels, or a CSV of true labels.
+            version: 2017, 2018 or 2019.
+        """
+        from submissions.commands import Commands
+
+        Commands().score(file, solution=solution, version=version)
+
+
+class Extras:
+    """Research extras: milnce (S3D + MIL-NCE), howto100m (joint embedding), bcfw (clustering)."""
+
+    def milnce(self):
+        """MIL-NCE video-text training with S3D (PyTorch)."""
+        from extras.milnce.commands import Commands
+
+        return _quiet(Commands)()
+
+    def howto100m(self):
+        """HowTo100M text-video joint embedding (PyTorch)."""
+        from extras.howto100m.commands import Commands
+
+        return _quiet(Commands)()
+
+    def bcfw(self):
+        """Discriminative clustering with block-coordinate Frank-Wolfe (numpy/scipy)."""
+        from extras.bcfw.commands import Commands
+
+        return _quiet(Commands)()
+
+
+class Bench:
+    """Benchmarks: each prints a table and, last, one JSON line of figures."""
+
+    def reader(self, data_pattern: str, version: int | None = None, batch_size: int = 80,
+               num_samples: int = 300, max_batches: int = 50):
+        """Frame-level reader videos/s and MB/s (decode, dequantise, sample, batch) vs a baseline.
+
+        Args:
+            data_pattern: frame-level TFRecord glob.
+            version: release (detected when omitted).
+            batch_size: videos per batch.
+            num_samples: frames sampled per video.
+            max_batches: batches timed.
+        """
+        from y8m.bench.reader import bench_reader
+
+        bench_reader(data_pattern, version=version, batch_size=batch_size,
+                     num_samples=num_samples, max_batches=max_batches)
+
+    def metrics(self, videos: int = 100000, classes: int = 3862, top_k: int = 20, seed: int = 0):
+        """GAP@k throughput on random predictions.
+
+        Args:
+            videos: videos.
+            classes: classes.
+            top_k: k of GAP@k.
+            seed: random seed.
+        """
+        from y8m.bench.metrics import bench_metrics
+
+        bench_metrics(videos=videos, classes=classes, top_k=top_k, seed=seed)
+
+    def ensemble(self, models: int = 50, videos: int = 20000, classes: int = 3862,
+                 top_k: int = 100, greedy: int = 7, seed: int = 0):
+        """Greedy ensembling time and peak memory on synthetic prediction stores.
+
+        Args:
+            models: candidate models.
+            videos: validation videos.
+            classes: classes.
+            top_k: predictions kept per video and model.
+            greedy: greedy steps.
+            seed: random seed.
+        """
+        from y8m.bench.ensemble import bench_ensemble
+
+        bench_ensemble(models=models, videos=videos, classes=classes, top_k=top_k,
+                       greedy=greedy, seed=seed)
+
+    def train(self, **flags):
+        """Training examples/s, FLOPs per example and the machine's matmul rate (--model=NAME)."""
+        from y8m.bench.train import bench_train
+
+        bench_train(**flags)
+
+    def learn(self, **flags):
+        """Train gated_netvlad and average_logistic on planted synthetic data; print both GAPs."""
+        from y8m.bench.learn import bench_learn
+
+        bench_learn(**flags)
+
+    def milnce(self, **flags):
+        """S3D forward+backward clips/s and the video loader's decoded clips/s."""
+        from extras.milnce.commands import Commands
+
+        Commands().bench(**flags)
+
+    def howto100m(self, **flags):
+        """HowTo100M joint-embedding training and embedding throughput."""
+        from extras.howto100m.commands import Commands
+
+        Commands().bench(**flags)
+
+    def bcfw(self, **flags):
+        """BCFW vs full-batch Frank-Wolfe on growing synthetic problems."""
+        from extras.bcfw.commands import Commands
+
+        Commands().bench(**flags)
+
+
+COMMANDS = {
+    "synth": synth,
+    "inspect": inspect_,
+    "models": models,
+    "train": train,
+    "eval": eval_,
+    "predict": predict,
+    "ensemble": ensemble,
+    "submission": Submission,
+    "bench": Bench,
+    "extras": Extras,
+    "demo": demo,
+}
+
+
+def check_flags(tree: dict, argv: list[str]) -> None:
+    """Rejects unknown commands and flags with one line, before fire prints a wall of usage."""
+    node, path, i = tree, [], 0
+    while i < len(argv) and not argv[i].startswith("-"):
+        token = argv[i]
+        if isinstance(node, dict):
+            if token not in node:
+                raise UsageError(f"unknown command {token!r}; commands: {', '.join(sorted(node))}")
+            node = node[token]
+        elif inspect.isclass(node):
+            member = getattr(node, token, None)
+            if token.startswith("_") or member is None:
+                subs = [n for n, _ in inspect.getmembers(node, inspect.isfunction) if not n.startswith("_")]
+                raise UsageError(
+                    f"unknown command {' '.join(path + [token])!r}; choose one of: {', '.join(subs)}"
+                )
+            node = member
+        else:
+            break
+        path.append(token)
+        i += 1
+    if not callable(node) or inspect.isclass(node) or isinstance(node, dict):
+        return
+    params = inspect.signature(node).parameters
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # the function validates its own flags (model hyper-parameters)
+    names = [n for n in params if n != "self"]
+    if not names and i < len(argv) and not argv[i].startswith("-"):
+        return  # returns an object (extras groups) whose commands fire resolves
+    for token in argv[i:]:
+        if token in ("--", "-h", "--help") or not token.startswith("--"):
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name in names or (name.startswith("no") and name[2:] in names):
+            continue
+        raise UsageError(
+            f"unknown flag --{name} for 'y8m {' '.join(path)}'; valid flags: "
+            + ", ".join(f"--{n}" for n in names)
+        )
