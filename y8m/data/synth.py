@@ -95,16 +95,17 @@ def _video(world: World, rng: np.random.Generator, frames_range, evidence_range,
 
 
 def _shard_name(split: str, index: int, version: int) -> str:
-    if version == 2017:  # 2017 shards were named like traina0, traina1, ...
-        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-        return f"{split}{alphabet[index // len(alphabet) % len(alphabet)]}{alphabet[index % len(alphabet)]}.tfrecord"
+    if version == 2017:  # 2017 shards: two characters of 64, e.g. traina0, traina1, ... (4096 files)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+        first = digits[10:] + digits[:10]
+        return f"{split}{first[index // 64 % 64]}{digits[index % 64]}.tfrecord"
     return f"{split}{index:04d}.tfrecord"
 
 
 def _video_id(split: str, index: int, version: int, seed: int) -> str:
     # 2018+ ids are opaque 4+ character strings; we keep them unique across splits.
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    code = split[0] + "".join(alphabet[(index // 62**p) % 62] for p in range(4))
+    code = {"train": "r", "validate": "v", "test": "t"}[split] + "".join(alphabet[(index // 62**p) % 62] for p in range(4))
     return f"{code}" if version != 2017 else f"syn{seed}_{split}_{index}"
 
 

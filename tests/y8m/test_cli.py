@@ -1,0 +1,58 @@
+"""The y8m command line: help, errors as one line with exit code 2, and a synth/inspect run."""
+
+import subprocess
+import sys
+
+import pytest
+
+from y8m.cli import main
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_unknown_flag(capsys):
+    code, _, err = _run(["synth", "--bogus=1"], capsys)
+    assert code == 2 and err.startswith("error: unknown flag --bogus") and "--output_dir" in err
+
+
+def test_unknown_command(capsys):
+    code, _, err = _run(["frobnicate"], capsys)
+    assert code == 2 and "unknown command 'frobnicate'" in err and "train" in err
+
+
+def test_glob_matching_nothing(capsys, tmp_path):
+    code, _, err = _run(["inspect", str(tmp_path / "none*.tfrecord")], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "no TFRecord files match" in err
+
+
+def test_missing_pattern(capsys, tmp_path):
+    code, _, err = _run(["train", "--model=logistic", f"--train_dir={tmp_path}"], capsys)
+    assert code == 2 and "--train_data_pattern" in err
+
+
+def test_unknown_model(capsys, synth_dir, tmp_path):
+    code, _, err = _run(["train", "--model=nope", f"--train_data_pattern={synth_dir}/frame/train*",
+                         f"--train_dir={tmp_path}"], capsys)
+    assert code == 2 and "gated_netvlad" in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["bench", "reader", "--help"],
+                                  ["submission", "validate", "--help"]])
+def test_help(argv):
+    proc = subprocess.run([sys.executable, "-m", "y8m.cli", *argv], capture_output=True, text=True,
+                          timeout=120, env={"PAGER": "cat", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "NAME" in proc.stdout or "Usage" in proc.stdout
+
+
+def test_synth_then_inspect(tmp_path, capsys):
+    main(["synth", f"--output_dir={tmp_path}", "--videos=8", "--shards=1", "--max_frames=10",
+          "--level=video"])
+    main(["inspect", f"{tmp_path}/video/*.tfrecord"])
+    out = capsys.readouterr().out
+    assert "all records valid" in out and "16 videos" in out

@@ -1,0 +1,100 @@
+"""The run directory: config.json, checkpoints, logs, model.keras (DESIGN.md "Run directory")."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from y8m.errors import UsageError
+from y8m.fileio import atomic_open
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+HISTORY_FILE = "history.csv"
+EVAL_FILE = "eval.json"
+CURVE_FILE = "training_curve.png"
+
+
+def path(train_dir: str, name: str) -> str:
+    return os.path.join(train_dir, name)
+
+
+def load_config(train_dir: str) -> dict:
+    """The config a run was trained with; a UsageError if TRAIN_DIR holds no run."""
+    p = path(train_dir, CONFIG_FILE)
+    if not os.path.exists(p):
+        raise UsageError(f"no trained model in {train_dir!r} (missing {CONFIG_FILE}): run `y8m train` first")
+    with open(p) as f:
+        return json.load(f)
+
+
+def save_config(train_dir: str, config: dict) -> None:
+    os.makedirs(train_dir, exist_ok=True)
+    with atomic_open(path(train_dir, CONFIG_FILE), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True, default=str)
+
+
+def archive(train_dir: str) -> str | None:
+    """Moves an existing run aside (never deletes it) so a new one can start in TRAIN_DIR."""
+    if not os.path.exists(train_dir) or not os.listdir(train_dir):
+        return None
+    target = f"{train_dir.rstrip(os.sep)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(train_dir, target)
+    return target
+
+
+def build_model(config: dict):
+    """Rebuilds the keras model a config describes (untrained weights)."""
+    import frame_models
+
+    return frame_models.build(config["model"], int(config["num_classes"]), **config.get("overrides", {}))
+
+
+def load_model(train_dir: str):
+    """The trained model of a run: latest checkpoint if any, else model.keras. Returns (model, config)."""
+    import tensorflow as tf
+
+    config = load_config(train_dir)
+    ckpt_dir = path(train_dir, CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    if latest:
+        model = build_model(config)
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        return model, config
+    model_path = path(train_dir, MODEL_FILE)
+    if os.path.exists(model_path):
+        import keras
+
+        return keras.models.load_model(model_path, compile=False), config
+    raise UsageError(f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first")
+
+
+def model_inputs(batch: dict, config: dict) -> dict:
+    """The part of a reader batch the model takes (features and num_frames)."""
+    data = config["data"]
+    keys = list(data["feature_names"]) + (["num_frames"] if data["frame_level"] else [])
+    return {k: batch[k] for k in keys}
+
+
+def dataset_for(config: dict, pattern: str, *, training: bool, batch_size: int, seed: int | None = None,
+                skip_corrupt: bool = False, report=None, shard=None, repeat: bool | None = None):
+    """The reader a run's model takes: its sampling when training, all real frames in order otherwise."""
+    from y8m.data import read_frames, read_videos
+
+    data = config["data"]
+    common = dict(
+        version=data["version"], feature_names=data["feature_names"], feature_sizes=data["feature_sizes"],
+        num_classes=config["num_classes"], batch_size=batch_size, shuffle=training,
+        repeat=training if repeat is None else repeat, seed=seed, skip_corrupt=skip_corrupt,
+        report=report, shard=shard,
+    )
+    if not data["frame_level"]:
+        return read_videos(pattern, **common)
+    if training:
+        mode = data["sample"]
+        return read_frames(pattern, sample=mode, num_samples=data.get("num_samples") or 300,
+                           max_frames=data.get("max_frames", 300), **common)
+    return read_frames(pattern, sample="ordered", max_frames=data.get("max_frames", 300), **common)
