@@ -16,8 +16,9 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        commands.check_flags(commands.COMMANDS, argv)
-        fire.Fire(commands.COMMANDS, command=argv, name="y8m")
+        table = commands._command_table()
+        commands.check_flags(table, argv)
+        fire.Fire(table, command=argv, name="y8m")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

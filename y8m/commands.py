@@ -17,10 +17,22 @@ def _print_json(figures: dict) -> None:
     print(json.dumps(figures, default=str))
 
 
-def synth(output_dir: str = "data/synth", version: int = 2018, videos: int = 1200,
-          validate_videos: int | None = None, test_videos: int | None = None, shards: int = 4,
-          level: str = "both", min_frames: int = 20, max_frames: int = 60, active_classes: int = 40,
-          verticals: int = 8, mean_labels: float = 2.0, seed: int = 0):
+def synth(
+    output_dir: str = "data/synth",
+    version: int = 2018,
+    videos: int = 1200,
+    validate_videos: int | None = None,
+    test_videos: int | None = None,
+    shards: int = 4,
+    level: str = "both",
+    min_frames: int = 20,
+    max_frames: int = 60,
+    active_classes: int = 40,
+    verticals: int = 8,
+    mean_labels: float = 2.0,
+    seed: int = 0,
+    num_classes: int | None = None,
+):
     """Write a learnable synthetic dataset in the official YouTube-8M layout.
 
     Args:
@@ -37,20 +49,37 @@ def synth(output_dir: str = "data/synth", version: int = 2018, videos: int = 120
         verticals: groups of co-occurring classes.
         mean_labels: average labels per video.
         seed: random seed; the output is a deterministic function of it.
+        num_classes: vocabulary size (the release's by default; smaller for quick experiments).
     """
     from y8m.data.synth import synthesize
 
-    summary = synthesize(output_dir, version=version, videos=videos, validate_videos=validate_videos,
-                         test_videos=test_videos, shards=shards, level=level, min_frames=min_frames,
-                         max_frames=max_frames, active_classes=active_classes, verticals=verticals,
-                         mean_labels=mean_labels, seed=seed)
+    summary = synthesize(
+        output_dir,
+        version=version,
+        videos=videos,
+        validate_videos=validate_videos,
+        test_videos=test_videos,
+        shards=shards,
+        level=level,
+        min_frames=min_frames,
+        max_frames=max_frames,
+        active_classes=active_classes,
+        verticals=verticals,
+        mean_labels=mean_labels,
+        seed=seed,
+        num_classes=num_classes,
+    )
     for split, files in summary["files"].items():
         for lv, paths in files.items():
             print(f"{split:<9} {lv:<6} {len(paths)} file(s), {summary['videos'][split]} videos")
-    print(f"wrote {output_dir} (version {summary['version']}, {summary['active_classes']} active classes)")
+    print(
+        f"wrote {output_dir} (version {summary['version']}, {summary['active_classes']} active classes)"
+    )
 
 
-def inspect_(pattern: str, version: int | None = None, max_problems: int = 20, json_output: bool = False):
+def inspect_(
+    pattern: str, version: int | None = None, max_problems: int = 20, json_output: bool = False
+):
     """Count, summarise and validate every record of a TFRecord glob against the official spec.
 
     Args:
@@ -66,19 +95,27 @@ def inspect_(pattern: str, version: int | None = None, max_problems: int = 20, j
         _print_json(report)
     else:
         level = "frame-level" if report["frame_level"] else "video-level"
-        print(f"{report['videos']} videos in {len(report['files'])} file(s), {level}, version {report['version']}")
+        print(
+            f"{report['videos']} videos in {len(report['files'])} file(s), {level}, version {report['version']}"
+        )
         for path, n in report["files"].items():
             print(f"  {n:>8}  {path}")
         nf = report["num_frames"]
         if nf["min"] is not None:
             print(f"frames per video: min {nf['min']}, mean {nf['mean']:.1f}, max {nf['max']}")
         print(f"features (values per frame/video): {report['feature_shapes']}")
-        print(f"labels per video: {report['labels_per_video']:.2f}; distinct labels: {report['distinct_labels']}")
-        print("top labels (class: videos): " + ", ".join(f"{c}: {n}" for c, n in report["top_labels"]))
+        print(
+            f"labels per video: {report['labels_per_video']:.2f}; distinct labels: {report['distinct_labels']}"
+        )
+        print(
+            "top labels (class: videos): " + ", ".join(f"{c}: {n}" for c, n in report["top_labels"])
+        )
         for p in report["problems"]:
             print(f"problem: {p}")
     if not report["valid"]:
-        raise UsageError(f"{report['num_problems']} problem(s) found; the first: {report['problems'][0]}")
+        raise UsageError(
+            f"{report['num_problems']} problem(s) found; the first: {report['problems'][0]}"
+        )
     if not json_output:
         print("all records valid")
 
@@ -98,39 +135,6 @@ def models(num_classes: int = 3862, names: str | None = None):
     for r in rows:
         thesis = f"~{r['thesis_params'] / 1e6:.0f}M" if r.get("thesis_params") else "-"
         print(f"{r['name']:<16} {r['params']:>14,} {r['float32_mb']:>11.1f} {thesis:>10}")
-
-
-def train(**flags):
-    """Train a model by name; re-running the same command resumes from the last checkpoint.
-
-    Run `y8m train --help_flags` for every flag; the common ones: --model, --train_data_pattern,
-    --train_dir, --batch_size, --max_steps, --num_epochs, --base_learning_rate, --start_new_model,
-    plus model hyper-parameters (--cluster_size, --hidden_size, ...).
-    """
-    from y8m.train import train as run
-
-    run(**flags)
-
-
-def eval_(**flags):
-    """Evaluate a trained model (GAP@20, Hit@1, PERR, mAP, loss); writes TRAIN_DIR/eval.json."""
-    from y8m.evaluate import evaluate
-
-    evaluate(**flags)
-
-
-def predict(**flags):
-    """Write top-K predictions (prediction store, optional Kaggle CSV) for a glob of records."""
-    from y8m.predict import predict as run
-
-    run(**flags)
-
-
-def ensemble(**flags):
-    """Greedy GAP-driven ensemble of prediction stores; writes a Kaggle submission."""
-    from ensembles.commands import ensemble as run
-
-    run(**flags)
 
 
 def demo(output_dir: str = "demo", videos: int = 1500, steps: int = 300, seed: int = 0):
@@ -153,15 +157,7 @@ def _quiet(cls):
     for name, fn in inspect.getmembers(cls, inspect.isfunction):
         if name.startswith("_"):
             continue
-
-        def make(f):
-            @functools.wraps(f)
-            def call(*args, **kwargs):
-                f(*args, **kwargs)
-
-            return call
-
-        members[name] = make(fn)
+        members[name] = _returns_none(fn)
     return type(cls.__name__, (cls,), members)
 
 
@@ -218,8 +214,14 @@ class Extras:
 class Bench:
     """Benchmarks: each prints a table and, last, one JSON line of figures."""
 
-    def reader(self, data_pattern: str, version: int | None = None, batch_size: int = 80,
-               num_samples: int = 300, max_batches: int = 50):
+    def reader(
+        self,
+        data_pattern: str,
+        version: int | None = None,
+        batch_size: int = 80,
+        num_samples: int = 300,
+        max_batches: int = 50,
+    ):
         """Frame-level reader videos/s and MB/s (decode, dequantise, sample, batch) vs a baseline.
 
         Args:
@@ -231,8 +233,13 @@ class Bench:
         """
         from y8m.bench.reader import bench_reader
 
-        bench_reader(data_pattern, version=version, batch_size=batch_size,
-                     num_samples=num_samples, max_batches=max_batches)
+        bench_reader(
+            data_pattern,
+            version=version,
+            batch_size=batch_size,
+            num_samples=num_samples,
+            max_batches=max_batches,
+        )
 
     def metrics(self, videos: int = 100000, classes: int = 3862, top_k: int = 20, seed: int = 0):
         """GAP@k throughput on random predictions.
@@ -247,8 +254,15 @@ class Bench:
 
         bench_metrics(videos=videos, classes=classes, top_k=top_k, seed=seed)
 
-    def ensemble(self, models: int = 50, videos: int = 20000, classes: int = 3862,
-                 top_k: int = 100, greedy: int = 7, seed: int = 0):
+    def ensemble(
+        self,
+        models: int = 50,
+        videos: int = 20000,
+        classes: int = 3862,
+        top_k: int = 100,
+        greedy: int = 7,
+        seed: int = 0,
+    ):
         """Greedy ensembling time and peak memory on synthetic prediction stores.
 
         Args:
@@ -261,8 +275,9 @@ class Bench:
         """
         from y8m.bench.ensemble import bench_ensemble
 
-        bench_ensemble(models=models, videos=videos, classes=classes, top_k=top_k,
-                       greedy=greedy, seed=seed)
+        bench_ensemble(
+            models=models, videos=videos, classes=classes, top_k=top_k, greedy=greedy, seed=seed
+        )
 
     def train(self, **flags):
         """Training examples/s, FLOPs per example and the machine's matmul rate (--model=NAME)."""
@@ -295,19 +310,36 @@ class Bench:
         Commands().bench(**flags)
 
 
-COMMANDS = {
-    "synth": synth,
-    "inspect": inspect_,
-    "models": models,
-    "train": train,
-    "eval": eval_,
-    "predict": predict,
-    "ensemble": ensemble,
-    "submission": Submission,
-    "bench": Bench,
-    "extras": Extras,
-    "demo": demo,
-}
+def _returns_none(fn):
+    """Keeps a library function's signature and docstring for fire, but not its return value
+    (fire would print it after the command's own summary)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        fn(*args, **kwargs)
+
+    return call
+
+
+def _command_table() -> dict:
+    from ensembles.commands import ensemble
+    from y8m.evaluate import evaluate
+    from y8m.predict import predict
+    from y8m.train import train
+
+    return {
+        "synth": synth,
+        "inspect": inspect_,
+        "models": models,
+        "train": _returns_none(train),
+        "eval": _returns_none(evaluate),
+        "predict": _returns_none(predict),
+        "ensemble": _returns_none(ensemble),
+        "submission": Submission,
+        "bench": Bench,
+        "extras": Extras,
+        "demo": demo,
+    }
 
 
 def check_flags(tree: dict, argv: list[str]) -> None:
@@ -322,7 +354,11 @@ def check_flags(tree: dict, argv: list[str]) -> None:
         elif inspect.isclass(node):
             member = getattr(node, token, None)
             if token.startswith("_") or member is None:
-                subs = [n for n, _ in inspect.getmembers(node, inspect.isfunction) if not n.startswith("_")]
+                subs = [
+                    n
+                    for n, _ in inspect.getmembers(node, inspect.isfunction)
+                    if not n.startswith("_")
+                ]
                 raise UsageError(
                     f"unknown command {' '.join(path + [token])!r}; choose one of: {', '.join(subs)}"
                 )

@@ -48,17 +48,30 @@ def evaluate(
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     if not eval_data_pattern:
-        raise UsageError("missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'")
+        raise UsageError(
+            "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"
+        )
     if segments:
         from y8m.segments import evaluate_segments
 
-        return evaluate_segments(train_dir, eval_data_pattern, batch_size=batch_size,
-                                 output_file=output_file, progress=progress)
+        return evaluate_segments(
+            train_dir,
+            eval_data_pattern,
+            batch_size=batch_size,
+            output_file=output_file,
+            progress=progress,
+        )
     model, config = runs.load_model(train_dir)
     evaluator = Evaluator(int(config["num_classes"]), top_k=int(top_k))
     report = CorruptReport()
-    ds = runs.dataset_for(config, eval_data_pattern, training=False, batch_size=int(batch_size),
-                          skip_corrupt=skip_corrupt, report=report)
+    ds = runs.dataset_for(
+        config,
+        eval_data_pattern,
+        training=False,
+        batch_size=int(batch_size),
+        skip_corrupt=skip_corrupt,
+        report=report,
+    )
     predict_fn = _compiled_predict(model)
     loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
     eps = 1e-5  # the official cross-entropy epsilon
@@ -77,8 +90,12 @@ def evaluate(
         raise UsageError(f"no videos read from {eval_data_pattern!r}")
     result = {k: float(v) for k, v in evaluator.result().items()}
     result.update(
-        loss=loss_sum / seen, num_videos=seen, top_k=int(top_k), eval_data_pattern=eval_data_pattern,
-        model=config["model"], seconds=round(time.perf_counter() - t0, 2),
+        loss=loss_sum / seen,
+        num_videos=seen,
+        top_k=int(top_k),
+        eval_data_pattern=eval_data_pattern,
+        model=config["model"],
+        seconds=round(time.perf_counter() - t0, 2),
     )
     print(f"{'metric':<12} {'value':>10}")
     for key in ("gap", "hit_at_one", "perr", "map", "loss"):

@@ -127,7 +127,8 @@ def gap_topk(scores: np.ndarray, hits: np.ndarray, num_positives: float, top_k: 
     if scores.shape[1] > top_k:
         index, scores = top_k_per_row(scores, top_k)
         hits = np.take_along_axis(hits, index, axis=1)
-    return pooled_average_precision(scores, hits, num_positives)
+    # A -inf score marks a class that was not predicted: it can never be a hit.
+    return pooled_average_precision(scores, (hits > 0) & (scores > -np.inf), num_positives)
 
 
 def _check_dense(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

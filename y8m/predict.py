@@ -57,27 +57,46 @@ def predict(
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     if not input_data_pattern:
-        raise UsageError("missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'")
+        raise UsageError(
+            "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'"
+        )
     if not output_file:
         raise UsageError("missing --output_file: where the predictions go, e.g. preds/gnv_test")
     if segments:
         from y8m.segments import predict_segments
 
-        return predict_segments(train_dir, input_data_pattern, output_file, batch_size=batch_size,
-                                segment_max_pred=segment_max_pred, segment_label_ids=segment_label_ids,
-                                progress=progress)
+        return predict_segments(
+            train_dir,
+            input_data_pattern,
+            output_file,
+            batch_size=batch_size,
+            segment_max_pred=segment_max_pred,
+            segment_label_ids=segment_label_ids,
+            progress=progress,
+        )
     model, config = runs.load_model(train_dir)
     name = model_name or os.path.basename(os.path.normpath(train_dir))
     split = split or _guess_split(input_data_pattern)
     report = CorruptReport()
-    ds = runs.dataset_for(config, input_data_pattern, training=False, batch_size=int(batch_size),
-                          skip_corrupt=skip_corrupt, report=report)
+    ds = runs.dataset_for(
+        config,
+        input_data_pattern,
+        training=False,
+        batch_size=int(batch_size),
+        skip_corrupt=skip_corrupt,
+        report=report,
+    )
     predict_fn = _compiled_predict(model)
     seen, t0, keep_labels = 0, time.perf_counter(), None
-    writer = PredictionWriter(output_file, model_name=name, split=split,
-                              num_classes=int(config["num_classes"]), top_k=int(top_k),
-                              data_pattern=input_data_pattern,
-                              extra_metadata={"train_dir": os.path.abspath(train_dir)})
+    writer = PredictionWriter(
+        output_file,
+        model_name=name,
+        split=split,
+        num_classes=int(config["num_classes"]),
+        top_k=int(top_k),
+        data_pattern=input_data_pattern,
+        extra_metadata={"train_dir": os.path.abspath(train_dir)},
+    )
     bar = tqdm(unit="video", desc=f"predict {name}", disable=not progress, dynamic_ncols=True)
     with writer:
         for batch in iterate(ds, input_data_pattern):
@@ -90,20 +109,31 @@ def predict(
             bar.update(len(ids))
     bar.close()
     elapsed = time.perf_counter() - t0
-    result = {"output_file": writer.path, "num_videos": seen, "videos_per_s": seen / max(elapsed, 1e-9)}
+    result = {
+        "output_file": writer.path,
+        "num_videos": seen,
+        "videos_per_s": seen / max(elapsed, 1e-9),
+    }
     if csv:
         from submissions.formats import write_video_submission
         from y8m.predictions import load_predictions
 
         stored = load_predictions(writer.path)
         csv_path = os.path.splitext(writer.path)[0] + (".csv.gz" if gzip else ".csv")
-        write_video_submission(csv_path, stored.ids, stored.classes, stored.scores,
-                               version=int(config["data"]["version"]))
+        write_video_submission(
+            csv_path,
+            stored.ids,
+            stored.classes,
+            stored.scores,
+            version=int(config["data"]["version"]),
+        )
         result["csv_file"] = csv_path
     if report.skipped:
         print(report.summary())
-    print(f"wrote {seen} videos' top-{writer.top_k} to {writer.path} ({result['videos_per_s']:.0f} videos/s)"
-          + (f" and {result['csv_file']}" if csv else ""))
+    print(
+        f"wrote {seen} videos' top-{writer.top_k} to {writer.path} ({result['videos_per_s']:.0f} videos/s)"
+        + (f" and {result['csv_file']}" if csv else "")
+    )
     return result
 
 

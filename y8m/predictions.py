@@ -98,7 +98,7 @@ class Predictions:
         """Total true labels over all videos (positives outside every top-K list included)."""
         if self.labels is None:
             raise UsageError(f"{self._describe()} has no labels: predict on labelled records")
-        return int(sum(len(x) for x in self.labels))
+        return int(sum(map(len, self.labels)))
 
     def hits(self) -> np.ndarray:
         """[V, K] bool: whether each kept class is a true label of its video (False on padding)."""

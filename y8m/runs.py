@@ -26,7 +26,9 @@ def load_config(train_dir: str) -> dict:
     """The config a run was trained with; a UsageError if TRAIN_DIR holds no run."""
     p = path(train_dir, CONFIG_FILE)
     if not os.path.exists(p):
-        raise UsageError(f"no trained model in {train_dir!r} (missing {CONFIG_FILE}): run `y8m train` first")
+        raise UsageError(
+            f"no trained model in {train_dir!r} (missing {CONFIG_FILE}): run `y8m train` first"
+        )
     with open(p) as f:
         return json.load(f)
 
@@ -50,7 +52,9 @@ def build_model(config: dict):
     """Rebuilds the keras model a config describes (untrained weights)."""
     import frame_models
 
-    return frame_models.build(config["model"], int(config["num_classes"]), **config.get("overrides", {}))
+    return frame_models.build(
+        config["model"], int(config["num_classes"]), **config.get("overrides", {})
+    )
 
 
 def load_model(train_dir: str):
@@ -69,7 +73,9 @@ def load_model(train_dir: str):
         import keras
 
         return keras.models.load_model(model_path, compile=False), config
-    raise UsageError(f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first")
+    raise UsageError(
+        f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first"
+    )
 
 
 def model_inputs(batch: dict, config: dict) -> dict:
@@ -79,22 +85,44 @@ def model_inputs(batch: dict, config: dict) -> dict:
     return {k: batch[k] for k in keys}
 
 
-def dataset_for(config: dict, pattern: str, *, training: bool, batch_size: int, seed: int | None = None,
-                skip_corrupt: bool = False, report=None, shard=None, repeat: bool | None = None):
+def dataset_for(
+    config: dict,
+    pattern: str,
+    *,
+    training: bool,
+    batch_size: int,
+    seed: int | None = None,
+    skip_corrupt: bool = False,
+    report=None,
+    shard=None,
+    repeat: bool | None = None,
+):
     """The reader a run's model takes: its sampling when training, all real frames in order otherwise."""
     from y8m.data import read_frames, read_videos
 
     data = config["data"]
     common = dict(
-        version=data["version"], feature_names=data["feature_names"], feature_sizes=data["feature_sizes"],
-        num_classes=config["num_classes"], batch_size=batch_size, shuffle=training,
-        repeat=training if repeat is None else repeat, seed=seed, skip_corrupt=skip_corrupt,
-        report=report, shard=shard,
+        version=data["version"],
+        feature_names=data["feature_names"],
+        feature_sizes=data["feature_sizes"],
+        num_classes=config["num_classes"],
+        batch_size=batch_size,
+        shuffle=training,
+        repeat=training if repeat is None else repeat,
+        seed=seed,
+        skip_corrupt=skip_corrupt,
+        report=report,
+        shard=shard,
     )
     if not data["frame_level"]:
         return read_videos(pattern, **common)
     if training:
         mode = data["sample"]
-        return read_frames(pattern, sample=mode, num_samples=data.get("num_samples") or 300,
-                           max_frames=data.get("max_frames", 300), **common)
+        return read_frames(
+            pattern,
+            sample=mode,
+            num_samples=data.get("num_samples") or 300,
+            max_frames=data.get("max_frames", 300),
+            **common,
+        )
     return read_frames(pattern, sample="ordered", max_frames=data.get("max_frames", 300), **common)

@@ -87,7 +87,9 @@ def train(
         dict with `step`, `loss`, `examples_per_s`, `train_dir`, `gap` (if validated).
     """
     if not train_data_pattern:
-        raise UsageError("missing --train_data_pattern: a glob such as 'data/synth/frame/train*.tfrecord'")
+        raise UsageError(
+            "missing --train_data_pattern: a glob such as 'data/synth/frame/train*.tfrecord'"
+        )
     import keras
     import tensorflow as tf
     from tqdm import tqdm
@@ -97,7 +99,9 @@ def train(
     from y8m.data.readers import CorruptReport, data_error, detect_layout
 
     if model not in frame_models.names():
-        raise UsageError(f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}")
+        raise UsageError(
+            f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}"
+        )
     files = expand_pattern(train_data_pattern, "training files")
     layout = detect_layout(files[0])
     release = specs.release(version or layout["version"])
@@ -112,8 +116,11 @@ def train(
     if layout["frame_level"] is not None and layout["frame_level"] != mode["frame_level"]:
         need = "frame-level" if mode["frame_level"] else "video-level"
         raise UsageError(f"model {model!r} needs {need} records but {files[0]} is not {need}")
-    features = specs.parse_feature_list(overrides.get("feature_names"), overrides.get("feature_sizes"),
-                                        frame_level=mode["frame_level"])
+    features = specs.parse_feature_list(
+        overrides.get("feature_names"),
+        overrides.get("feature_sizes"),
+        frame_level=mode["frame_level"],
+    )
     config = {
         "model": model,
         "num_classes": int(num_classes or release.num_classes),
@@ -128,11 +135,15 @@ def train(
             "max_frames": int(max_frames),
         },
         "train": {
-            "train_data_pattern": train_data_pattern, "batch_size": int(batch_size),
-            "base_learning_rate": float(base_learning_rate), "learning_rate_decay": float(learning_rate_decay),
+            "train_data_pattern": train_data_pattern,
+            "batch_size": int(batch_size),
+            "base_learning_rate": float(base_learning_rate),
+            "learning_rate_decay": float(learning_rate_decay),
             "learning_rate_decay_examples": int(learning_rate_decay_examples),
-            "clip_gradient_norm": float(clip_gradient_norm), "seed": int(seed),
-            "jit_compile": bool(jit_compile), "mixed_precision": bool(mixed_precision),
+            "clip_gradient_norm": float(clip_gradient_norm),
+            "seed": int(seed),
+            "jit_compile": bool(jit_compile),
+            "mixed_precision": bool(mixed_precision),
         },
     }
     if start_new_model:
@@ -156,15 +167,24 @@ def train(
     optimizer.build(net.trainable_variables)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step_var)
-    manager = tf.train.CheckpointManager(ckpt, runs.path(train_dir, runs.CHECKPOINT_DIR), max_to_keep=3)
+    manager = tf.train.CheckpointManager(
+        ckpt, runs.path(train_dir, runs.CHECKPOINT_DIR), max_to_keep=3
+    )
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         print(f"resuming {train_dir} from step {int(step_var.numpy())}")
 
     report = CorruptReport()
     total_steps = _total_steps(max_steps, num_epochs, files, batch_size)
-    ds = runs.dataset_for(config, train_data_pattern, training=True, batch_size=int(batch_size),
-                          seed=int(seed) + int(step_var.numpy()), skip_corrupt=skip_corrupt, report=report)
+    ds = runs.dataset_for(
+        config,
+        train_data_pattern,
+        training=True,
+        batch_size=int(batch_size),
+        seed=int(seed) + int(step_var.numpy()),
+        skip_corrupt=skip_corrupt,
+        report=report,
+    )
 
     clip = float(clip_gradient_norm)
 
@@ -187,9 +207,21 @@ def train(
     start_step = int(step_var.numpy())
     if start_step >= total_steps:
         print(f"{train_dir} is already at step {start_step} >= {total_steps}: nothing to train")
-    bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=f"train {model}",
-               disable=not progress, dynamic_ncols=True)
-    last_loss, t0, seen, window_t, window_n = float("nan"), time.perf_counter(), 0, time.perf_counter(), 0
+    bar = tqdm(
+        total=total_steps,
+        initial=start_step,
+        unit="step",
+        desc=f"train {model}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    last_loss, t0, seen, window_t, window_n = (
+        float("nan"),
+        time.perf_counter(),
+        0,
+        time.perf_counter(),
+        0,
+    )
     rate = 0.0
     result: dict = {"train_dir": train_dir}
     iterator = iter(ds)
@@ -223,8 +255,10 @@ def train(
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("learning_rate", lr)
                     tf.summary.scalar("examples_per_second", rate)
-                _append_history(history_path, {"step": step, "loss": loss, "learning_rate": lr,
-                                               "examples_per_s": rate})
+                _append_history(
+                    history_path,
+                    {"step": step, "loss": loss, "learning_rate": lr, "examples_per_s": rate},
+                )
             if step % max(int(checkpoint_steps), 1) == 0:
                 manager.save(checkpoint_number=step)
             if validate_data_pattern and validate_steps and step % int(validate_steps) == 0:
@@ -240,6 +274,8 @@ def train(
         raise
     bar.close()
     step = int(step_var.numpy())
+    if step > start_step and step % max(int(log_steps), 1):
+        _append_history(history_path, {"step": step, "loss": last_loss, "examples_per_s": rate})
     if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
         manager.save(checkpoint_number=step)
     if validate_data_pattern:
@@ -253,7 +289,9 @@ def train(
     result.update(step=step, loss=last_loss, examples_per_s=seen / elapsed if seen else 0.0)
     if report.skipped:
         print(report.summary())
-    print(f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}")
+    print(
+        f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}"
+    )
     return result
 
 
@@ -298,8 +336,10 @@ def _validate(net, config, pattern: str, max_videos: int) -> float:
     ds = runs.dataset_for(config, pattern, training=False, batch_size=256)
     seen = 0
     for batch in iterate(ds, pattern):
-        evaluator.update(np.asarray(net(runs.model_inputs(batch, config), training=False), np.float32),
-                         batch["labels"])
+        evaluator.update(
+            np.asarray(net(runs.model_inputs(batch, config), training=False), np.float32),
+            batch["labels"],
+        )
         seen += len(batch["labels"])
         if seen >= max_videos:
             break
@@ -337,11 +377,12 @@ def _plot_history(history_path: str, png_path: str) -> None:
     val = h.dropna(subset=["validation_gap"])
     if len(val):
         ax2 = ax.twinx()
-        ax2.plot(val["step"], val["validation_gap"], "o-", color="tab:orange", label="validation GAP")
+        ax2.plot(
+            val["step"], val["validation_gap"], "o-", color="tab:orange", label="validation GAP"
+        )
         ax2.set_ylabel("validation GAP")
     ax.set_title("training curve")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-

@@ -34,8 +34,11 @@ def test_frame_round_trip_ordered(tmp_path, version):
     release = specs.release(version)
     seg = None
     if version == 2019:
-        seg = {specs.SEGMENT_LABELS_KEY: [3, 7], specs.SEGMENT_START_TIMES_KEY: [0, 5],
-               specs.SEGMENT_SCORES_KEY: [1.0, 0.0]}
+        seg = {
+            specs.SEGMENT_LABELS_KEY: [3, 7],
+            specs.SEGMENT_START_TIMES_KEY: [0, 5],
+            specs.SEGMENT_SCORES_KEY: [1.0, 0.0],
+        }
     truth = _write_frame_file(tmp_path / "train0000.tfrecord", release, [7, 3, 12], segments=seg)
     ds = read_frames(str(tmp_path / "*.tfrecord"), version=version, batch_size=2, max_frames=10)
     got = {}
@@ -62,7 +65,9 @@ def test_random_and_uniform_sampling_draw_only_real_frames(tmp_path):
     release = specs.release(2018)
     truth = _write_frame_file(tmp_path / "a.tfrecord", release, [4, 9])
     for mode in ("random", "uniform"):
-        ds = read_frames(str(tmp_path / "a.tfrecord"), sample=mode, num_samples=50, batch_size=2, seed=3)
+        ds = read_frames(
+            str(tmp_path / "a.tfrecord"), sample=mode, num_samples=50, batch_size=2, seed=3
+        )
         (b,) = _batches(ds)
         assert b["rgb"].shape == (2, 50, 1024)
         for j, vid in enumerate(b["id"]):

@@ -31,8 +31,10 @@ def baseline_dataset(pattern: str, version: int, batch_size: int, num_samples: i
 
     release = specs.release(version)
     files = expand_pattern(pattern, "TFRecord files")
-    context = {release.id_key: tf.io.FixedLenFeature([], tf.string),
-               specs.LABELS_KEY: tf.io.VarLenFeature(tf.int64)}
+    context = {
+        release.id_key: tf.io.FixedLenFeature([], tf.string),
+        specs.LABELS_KEY: tf.io.VarLenFeature(tf.int64),
+    }
     sequence = {f.name: tf.io.FixedLenSequenceFeature([], tf.string) for f in specs.FRAME_FEATURES}
 
     def parse(raw):
@@ -41,19 +43,30 @@ def baseline_dataset(pattern: str, version: int, batch_size: int, num_samples: i
         n = tf.minimum(tf.shape(seq["rgb"])[0], specs.MAX_FRAMES)
         idx = tf.cast(tf.floor(tf.random.uniform([num_samples]) * tf.cast(n, tf.float32)), tf.int32)
         for f in specs.FRAME_FEATURES:
-            x = tf.reshape(tf.cast(tf.io.decode_raw(seq[f.name], tf.uint8), tf.float32), [-1, f.size])
+            x = tf.reshape(
+                tf.cast(tf.io.decode_raw(seq[f.name], tf.uint8), tf.float32), [-1, f.size]
+            )
             x = x * specs.DEQUANTIZE_SCALE + specs.DEQUANTIZE_BIAS
             out[f.name] = tf.gather(x, tf.minimum(idx, tf.shape(x)[0] - 1))
         out["num_frames"] = n
         return out
 
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE)
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return ds.map(parse).batch(batch_size).prefetch(1)
 
 
-def bench_reader(data_pattern: str, version: int | None = None, batch_size: int = 80,
-                 num_samples: int = specs.MAX_FRAMES, max_batches: int = 50, repeat: bool = True) -> dict:
+def bench_reader(
+    data_pattern: str,
+    version: int | None = None,
+    batch_size: int = 80,
+    num_samples: int = specs.MAX_FRAMES,
+    max_batches: int = 50,
+    repeat: bool = True,
+) -> dict:
     """Times the frame-level reader and the baseline pipeline on the same files."""
     import tensorflow as tf
 
@@ -62,8 +75,15 @@ def bench_reader(data_pattern: str, version: int | None = None, batch_size: int 
     files = expand_pattern(data_pattern, "TFRecord files")
     version = version or detect_layout(files[0])["version"] or specs.DEFAULT_VERSION
     total_bytes = sum(os.path.getsize(f) for f in files)
-    ours = read_frames(data_pattern, version=version, batch_size=batch_size, sample="random",
-                       num_samples=num_samples, repeat=repeat, shuffle=False)
+    ours = read_frames(
+        data_pattern,
+        version=version,
+        batch_size=batch_size,
+        sample="random",
+        num_samples=num_samples,
+        repeat=repeat,
+        shuffle=False,
+    )
     base = baseline_dataset(data_pattern, version, batch_size, num_samples)
     if repeat:
         base = base.repeat()
@@ -73,7 +93,7 @@ def bench_reader(data_pattern: str, version: int | None = None, batch_size: int 
     results = {}
     for name, ds in (("y8m", ours), ("baseline", base)):
         videos, seconds = _time_dataset(ds, max_batches)
-        results[name] = (videos / seconds if seconds else float("nan"))
+        results[name] = videos / seconds if seconds else float("nan")
     mb = bytes_per_video / 1e6
     print(f"{'pipeline':<10} {'videos/s':>10} {'MB/s':>8}")
     for name, rate in results.items():

@@ -1,19 +1,23 @@
-"""YouTube-8M data: specs (the one place formats are spelled), readers, synthetic data, inspection."""
+"""YouTube-8M data: specs (the one place formats are spelled), readers, synthetic data, inspection.
 
-from y8m.data.readers import (
-    CorruptReport,
-    iterate,
-    read_frames,
-    read_labels,
-    read_segment_ratings,
-    read_videos,
-)
+The readers need TensorFlow; they are imported on first use so `y8m.data.specs` stays light.
+"""
 
-__all__ = [
+_READERS = (
     "CorruptReport",
     "iterate",
     "read_frames",
     "read_labels",
     "read_segment_ratings",
     "read_videos",
-]
+)
+
+__all__ = list(_READERS)
+
+
+def __getattr__(name):
+    if name in _READERS:
+        from y8m.data import readers
+
+        return getattr(readers, name)
+    raise AttributeError(f"module 'y8m.data' has no attribute {name!r}")

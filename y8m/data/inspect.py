@@ -12,8 +12,9 @@ from y8m.data.tfrecord_check import count_framed_records
 from y8m.fileio import expand_pattern
 
 
-def inspect_records(pattern: str, version: int | None = None, max_problems: int = 20,
-                    progress: bool = True) -> dict:
+def inspect_records(
+    pattern: str, version: int | None = None, max_problems: int = 20, progress: bool = True
+) -> dict:
     """Reads every record of every matching file and checks it against the release's spec.
 
     Args:
@@ -47,8 +48,13 @@ def inspect_records(pattern: str, version: int | None = None, max_problems: int 
         if len(problems) < max_problems:
             problems.append(f"{path}:{i}: {message}")
 
-    bar = tqdm(total=sum(os.path.getsize(f) for f in files), unit="B", unit_scale=True,
-               desc="inspect", disable=not progress)
+    bar = tqdm(
+        total=sum(os.path.getsize(f) for f in files),
+        unit="B",
+        unit_scale=True,
+        desc="inspect",
+        disable=not progress,
+    )
     for path in files:
         n = 0
         try:
@@ -147,22 +153,39 @@ def _check_frame(raw: bytes, release: specs.Release):
             issues.append(f"missing frame feature list {f.name!r}")
             continue
         entries = lists[f.name].feature
-        sizes = {len(e.bytes_list.value[0]) if len(e.bytes_list.value) == 1 else -1 for e in entries}
+        sizes = {
+            len(e.bytes_list.value[0]) if len(e.bytes_list.value) == 1 else -1 for e in entries
+        }
         shapes[f.name] = tuple(sorted(sizes))  # bytes per frame
         if sizes - {f.size}:
-            issues.append(f"{f.name} frames must be {f.size} uint8 bytes each, found sizes {sorted(sizes)}")
+            issues.append(
+                f"{f.name} frames must be {f.size} uint8 bytes each, found sizes {sorted(sizes)}"
+            )
         if f is specs.RGB:
             num_frames = len(entries)
     if num_frames is not None and num_frames > specs.MAX_FRAMES:
         issues.append(f"{num_frames} frames, the release keeps at most {specs.MAX_FRAMES}")
     if specs.SEGMENT_LABELS_KEY in context:
-        seg = [context[k] for k in (specs.SEGMENT_LABELS_KEY, specs.SEGMENT_START_TIMES_KEY, specs.SEGMENT_SCORES_KEY)]
-        counts = {len(seg[0].int64_list.value), len(seg[1].int64_list.value), len(seg[2].float_list.value)}
+        seg = [
+            context[k]
+            for k in (
+                specs.SEGMENT_LABELS_KEY,
+                specs.SEGMENT_START_TIMES_KEY,
+                specs.SEGMENT_SCORES_KEY,
+            )
+        ]
+        counts = {
+            len(seg[0].int64_list.value),
+            len(seg[1].int64_list.value),
+            len(seg[2].float_list.value),
+        }
         if len(counts) != 1:
             issues.append("segment_labels, segment_start_times and segment_scores differ in length")
         starts = list(seg[1].int64_list.value)
         if any(s % specs.SEGMENT_SIZE for s in starts):
-            issues.append(f"segment start times must be multiples of {specs.SEGMENT_SIZE}: {starts[:5]}")
+            issues.append(
+                f"segment start times must be multiples of {specs.SEGMENT_SIZE}: {starts[:5]}"
+            )
         if num_frames is not None and any(s >= num_frames for s in starts):
             issues.append("segment starts beyond the video's frames")
     elif release.has_segments and labels:

@@ -36,7 +36,9 @@ class CorruptReport:
     def summary(self) -> str:
         if not self.skipped:
             return "no corrupt files"
-        parts = [f"{p} ({problem}; kept {kept} records)" for p, (kept, problem) in self.skipped.items()]
+        parts = [
+            f"{p} ({problem}; kept {kept} records)" for p, (kept, problem) in self.skipped.items()
+        ]
         return f"skipped the damaged part of {len(parts)} file(s): " + "; ".join(parts)
 
 
@@ -102,7 +104,10 @@ def read_frames(
         context, sequence, _ = tf.io.parse_sequence_example(
             serialized, context_features=context_spec, sequence_features=sequence_spec
         )
-        out = {"id": context[release.id_key], "labels": _multi_hot(context[specs.LABELS_KEY], num_classes)}
+        out = {
+            "id": context[release.id_key],
+            "labels": _multi_hot(context[specs.LABELS_KEY], num_classes),
+        }
         first = sequence[features[0].name]
         n0 = tf.minimum(tf.cast(first.row_lengths(), tf.int32), max_frames)  # (B,)
         idx, valid, num_frames = _frame_indices(n0, sample, frames, seed)
@@ -112,8 +117,16 @@ def read_frames(
         return out
 
     ds = _record_batches(
-        pattern, batch_size, shuffle, repeat, seed, skip_corrupt, report, num_parallel_reads,
-        drop_remainder, shard,
+        pattern,
+        batch_size,
+        shuffle,
+        repeat,
+        seed,
+        skip_corrupt,
+        report,
+        num_parallel_reads,
+        drop_remainder,
+        shard,
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     return ds.prefetch(prefetch) if prefetch else ds
@@ -148,14 +161,25 @@ def read_videos(
 
     def parse(serialized):
         parsed = tf.io.parse_example(serialized, spec)
-        out = {"id": parsed[release.id_key], "labels": _multi_hot(parsed[specs.LABELS_KEY], num_classes)}
+        out = {
+            "id": parsed[release.id_key],
+            "labels": _multi_hot(parsed[specs.LABELS_KEY], num_classes),
+        }
         for f in features:
             out[f.name] = parsed[f.name]
         return out
 
     ds = _record_batches(
-        pattern, batch_size, shuffle, repeat, seed, skip_corrupt, report, num_parallel_reads,
-        drop_remainder, shard,
+        pattern,
+        batch_size,
+        shuffle,
+        repeat,
+        seed,
+        skip_corrupt,
+        report,
+        num_parallel_reads,
+        drop_remainder,
+        shard,
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     return ds.prefetch(prefetch) if prefetch else ds
@@ -182,6 +206,11 @@ def data_error(err: Exception, pattern: str) -> Exception:
         culprit = locate_corrupt_file(expand_pattern(pattern))
         where = f"in {culprit[0]} ({culprit[1]})" if culprit else f"in files matching {pattern!r}"
         return UsageError(f"corrupt TFRecord data {where}; re-download it or pass --skip_corrupt")
+    if "label index >= num_classes" in message:
+        limit = message.split("label index >= num_classes (", 1)[1].split(")", 1)[0]
+        return UsageError(
+            f"records in {pattern!r} have labels >= {limit} classes: pass the right --version or --num_classes"
+        )
     if isinstance(err, tf.errors.InvalidArgumentError):
         first = message.strip().splitlines()[0][:300] if message.strip() else type(err).__name__
         return UsageError(
@@ -230,7 +259,7 @@ def detect_layout(path: str) -> dict:
     return {"frame_level": frame_level, "version": version, "keys": sorted(keys)}
 
 
-def read_labels(pattern: str, version: int | None = None) -> "pd.DataFrame":  # noqa: F821
+def read_labels(pattern: str, version: int | None = None) -> pd.DataFrame:  # noqa: F821
     """Ground truth of video- or frame-level records: DataFrame with `id` (str), `labels` (list of int)."""
     import pandas as pd
 
@@ -244,7 +273,7 @@ def read_labels(pattern: str, version: int | None = None) -> "pd.DataFrame":  # 
     return pd.DataFrame({"id": ids, "labels": labels})
 
 
-def read_segment_ratings(pattern: str) -> "pd.DataFrame":  # noqa: F821
+def read_segment_ratings(pattern: str) -> pd.DataFrame:  # noqa: F821
     """Rated segments of 2019 validation records: DataFrame `id`, `class`, `start_time`, `score`."""
     import pandas as pd
 
@@ -259,9 +288,15 @@ def read_segment_ratings(pattern: str) -> "pd.DataFrame":  # noqa: F821
         rows["score"].append(batch["segment_scores"])
     frame = {
         "id": np.asarray(rows["id"], dtype=object),
-        "class": np.concatenate(rows["class"]).astype(np.int64) if rows["class"] else np.zeros(0, np.int64),
-        "start_time": np.concatenate(rows["start_time"]).astype(np.int64) if rows["start_time"] else np.zeros(0, np.int64),
-        "score": np.concatenate(rows["score"]).astype(np.float32) if rows["score"] else np.zeros(0, np.float32),
+        "class": np.concatenate(rows["class"]).astype(np.int64)
+        if rows["class"]
+        else np.zeros(0, np.int64),
+        "start_time": np.concatenate(rows["start_time"]).astype(np.int64)
+        if rows["start_time"]
+        else np.zeros(0, np.int64),
+        "score": np.concatenate(rows["score"]).astype(np.float32)
+        if rows["score"]
+        else np.zeros(0, np.float32),
     }
     return pd.DataFrame(frame)
 
@@ -271,8 +306,16 @@ def read_segment_ratings(pattern: str) -> "pd.DataFrame":  # noqa: F821
 
 
 def _record_batches(
-    pattern, batch_size, shuffle, repeat, seed, skip_corrupt, report, num_parallel_reads,
-    drop_remainder, shard,
+    pattern,
+    batch_size,
+    shuffle,
+    repeat,
+    seed,
+    skip_corrupt,
+    report,
+    num_parallel_reads,
+    drop_remainder,
+    shard,
 ) -> tf.data.Dataset:
     files = expand_pattern(pattern, "TFRecord files")
     if int(batch_size) <= 0:
@@ -331,7 +374,8 @@ def _checked_counts(files: list[str], skip_corrupt: bool, report: CorruptReport)
 def _multi_hot(sparse_labels: tf.SparseTensor, num_classes: int) -> tf.Tensor:
     values = sparse_labels.values
     ok = tf.debugging.assert_less(
-        values, tf.cast(num_classes, values.dtype),
+        values,
+        tf.cast(num_classes, values.dtype),
         message=f"label index >= num_classes ({num_classes}): pass the right --version or --num_classes",
     )
     with tf.control_dependencies([ok]):
@@ -391,8 +435,14 @@ def _context_batches(pattern, release, frame_level, segments):
         labels = tf.RaggedTensor.from_sparse(context[specs.LABELS_KEY])
         out["labels_values"], out["labels_lengths"] = labels.flat_values, labels.row_lengths()
         if segments:
-            seg = {k: tf.RaggedTensor.from_sparse(context[k]) for k in (
-                specs.SEGMENT_LABELS_KEY, specs.SEGMENT_START_TIMES_KEY, specs.SEGMENT_SCORES_KEY)}
+            seg = {
+                k: tf.RaggedTensor.from_sparse(context[k])
+                for k in (
+                    specs.SEGMENT_LABELS_KEY,
+                    specs.SEGMENT_START_TIMES_KEY,
+                    specs.SEGMENT_SCORES_KEY,
+                )
+            }
             out["segment_labels"] = seg[specs.SEGMENT_LABELS_KEY].flat_values
             out["segment_start_times"] = seg[specs.SEGMENT_START_TIMES_KEY].flat_values
             out["segment_scores"] = seg[specs.SEGMENT_SCORES_KEY].flat_values

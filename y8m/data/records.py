@@ -19,7 +19,9 @@ def _int64(values) -> tf.train.Feature:
 
 
 def _float(values) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+    return tf.train.Feature(
+        float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel())
+    )
 
 
 def encode_video_example(

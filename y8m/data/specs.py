@@ -112,9 +112,9 @@ def release(version: int | str | None) -> Release:
 
 def dequantize(q: np.ndarray) -> np.ndarray:
     """uint8 codes -> float32 features with the official formula `q * 4/255 + 4/512 - 2`."""
-    return (np.asarray(q, np.float32) * np.float32(DEQUANTIZE_SCALE) + np.float32(DEQUANTIZE_BIAS)).astype(
-        np.float32
-    )
+    return (
+        np.asarray(q, np.float32) * np.float32(DEQUANTIZE_SCALE) + np.float32(DEQUANTIZE_BIAS)
+    ).astype(np.float32)
 
 
 def quantize(x: np.ndarray) -> np.ndarray:
@@ -123,7 +123,9 @@ def quantize(x: np.ndarray) -> np.ndarray:
     return np.round((x - MIN_QUANTIZED_VALUE) * 255.0 / QUANTIZE_RANGE).astype(np.uint8)
 
 
-def parse_feature_list(feature_names, feature_sizes=None, frame_level: bool = True) -> tuple[Feature, ...]:
+def parse_feature_list(
+    feature_names, feature_sizes=None, frame_level: bool = True
+) -> tuple[Feature, ...]:
     """Features from CLI-style values: 'rgb,audio' / [1024, 128] or lists; sizes default by name."""
     from y8m.errors import UsageError
 

@@ -95,7 +95,9 @@ def _video(world: World, rng: np.random.Generator, frames_range, evidence_range,
 
 
 def _shard_name(split: str, index: int, version: int) -> str:
-    if version == 2017:  # 2017 shards: two characters of 64, e.g. traina0, traina1, ... (4096 files)
+    if (
+        version == 2017
+    ):  # 2017 shards: two characters of 64, e.g. traina0, traina1, ... (4096 files)
         digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
         first = digits[10:] + digits[:10]
         return f"{split}{first[index // 64 % 64]}{digits[index % 64]}.tfrecord"
@@ -105,17 +107,32 @@ def _shard_name(split: str, index: int, version: int) -> str:
 def _video_id(split: str, index: int, version: int, seed: int) -> str:
     # 2018+ ids are opaque 4+ character strings; we keep them unique across splits.
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    code = {"train": "r", "validate": "v", "test": "t"}[split] + "".join(alphabet[(index // 62**p) % 62] for p in range(4))
+    code = {"train": "r", "validate": "v", "test": "t"}[split] + "".join(
+        alphabet[(index // 62**p) % 62] for p in range(4)
+    )
     return f"{code}" if version != 2017 else f"syn{seed}_{split}_{index}"
 
 
-def _records_for_split(world, release, split, count, frames_range, evidence_range, mean_labels,
-                       seed, rated_set, level, counts) -> Iterator[tuple[bytes, bytes]]:
+def _records_for_split(
+    world,
+    release,
+    split,
+    count,
+    frames_range,
+    evidence_range,
+    mean_labels,
+    seed,
+    rated_set,
+    level,
+    counts,
+) -> Iterator[tuple[bytes, bytes]]:
     """Yields (frame record, video record) for each video of a split."""
     labelled = split != "test"
     for i in range(count):
         rng = np.random.default_rng([seed, specs.SPLITS.index(split) + 1, i])
-        labels, frames, evidence, num_segments = _video(world, rng, frames_range, evidence_range, mean_labels)
+        labels, frames, evidence, num_segments = _video(
+            world, rng, frames_range, evidence_range, mean_labels
+        )
         class_ids = sorted(int(world.active[j]) for j in labels)
         if split == "train":
             np.add.at(counts, class_ids, 1)
@@ -131,7 +148,8 @@ def _records_for_split(world, release, split, count, frames_range, evidence_rang
             frame_rec = records.encode_frame_example(vid, rec_labels, frames, release, segments)
         if level in ("video", "both"):
             means = {
-                specs.FRAME_TO_VIDEO_FEATURE[k]: specs.dequantize(v).mean(axis=0) for k, v in frames.items()
+                specs.FRAME_TO_VIDEO_FEATURE[k]: specs.dequantize(v).mean(axis=0)
+                for k, v in frames.items()
             }
             video_rec = records.encode_video_example(vid, rec_labels, means, release)
         yield vid, class_ids, frame_rec, video_rec
@@ -145,8 +163,11 @@ def _segment_ratings(world, rng, labels, evidence, num_segments, rated_set):
         if cls not in rated_set:
             continue
         positives = evidence.get(int(label), [])
-        negatives = [s * specs.SEGMENT_SIZE for s in range(num_segments)
-                     if s * specs.SEGMENT_SIZE not in positives]
+        negatives = [
+            s * specs.SEGMENT_SIZE
+            for s in range(num_segments)
+            if s * specs.SEGMENT_SIZE not in positives
+        ]
         for start in positives[:3]:
             seg_labels.append(cls), starts.append(start), scores.append(1.0)
         for start in rng.permutation(negatives)[:2] if negatives else []:
@@ -175,6 +196,7 @@ def synthesize(
     mean_labels: float = 2.0,
     evidence_fraction: tuple[float, float] = (0.15, 0.3),
     seed: int = 0,
+    num_classes: int | None = None,
     progress: bool = True,
 ) -> dict:
     """Writes train/validate/test shards, vocabulary.csv (and segment_label_ids.csv for 2019).
@@ -191,6 +213,8 @@ def synthesize(
         mean_labels: average labels per video.
         evidence_fraction: range of the fraction of segments that carry class evidence.
         seed: everything is a deterministic function of it.
+        num_classes: vocabulary size; the release's by default. A smaller one makes small,
+            fast experiments (models then need the same --num_classes).
 
     Returns:
         Summary dict: files written per split, videos, frames, labels.
@@ -198,6 +222,16 @@ def synthesize(
     from tqdm import tqdm
 
     release = specs.release(version)
+    if num_classes is not None:
+        if not 2 <= int(num_classes) <= release.num_classes:
+            raise UsageError(
+                f"--num_classes must be in [2, {release.num_classes}], got {num_classes}"
+            )
+        release = dataclasses.replace(
+            release,
+            num_classes=int(num_classes),
+            num_rated_classes=min(release.num_rated_classes, int(num_classes)),
+        )
     if level not in ("frame", "video", "both"):
         raise UsageError(f"--level must be frame, video or both, got {level!r}")
     if not 1 <= min_frames <= max_frames <= specs.MAX_FRAMES:
@@ -221,14 +255,27 @@ def synthesize(
         n_shards = shards if split == "train" else max(shards // 2, 1)
         n_shards = min(n_shards, count)
         generator = _records_for_split(
-            world, release, split, count, (min_frames, max_frames), evidence_fraction,
-            mean_labels, seed, rated_set, level, train_counts,
+            world,
+            release,
+            split,
+            count,
+            (min_frames, max_frames),
+            evidence_fraction,
+            mean_labels,
+            seed,
+            rated_set,
+            level,
+            train_counts,
         )
-        written[split] = _write_shards(output_dir, levels, split, count, n_shards, release, generator, bar)
+        written[split] = _write_shards(
+            output_dir, levels, split, count, n_shards, release, generator, bar
+        )
     bar.close()
     _write_vocabulary(os.path.join(output_dir, specs.VOCABULARY_FILE), world, release, train_counts)
     if release.has_segments:
-        with atomic_open(os.path.join(output_dir, specs.SEGMENT_LABEL_IDS_FILE), "w", newline="") as f:
+        with atomic_open(
+            os.path.join(output_dir, specs.SEGMENT_LABEL_IDS_FILE), "w", newline=""
+        ) as f:
             f.write(specs.SEGMENT_LABEL_IDS_COLUMN + "\n")
             f.writelines(f"{c}\n" for c in rated)
     return {
@@ -250,7 +297,10 @@ def _write_shards(output_dir, levels, split, count, n_shards, release, generator
     files = {lv: [] for lv in levels}
     solution_rows = []
     for shard in range(n_shards):
-        paths = {lv: os.path.join(output_dir, lv, _shard_name(split, shard, release.version)) for lv in levels}
+        paths = {
+            lv: os.path.join(output_dir, lv, _shard_name(split, shard, release.version))
+            for lv in levels
+        }
         for p in paths.values():
             os.makedirs(os.path.dirname(p), exist_ok=True)
         with _atomic_writers(paths, atomic_path, tf) as writers:
@@ -301,7 +351,9 @@ def _rated_classes(world: World, release: specs.Release) -> np.ndarray:
         return np.zeros(0, np.int64)
     rest = np.setdiff1d(np.arange(release.num_classes), world.active)
     rng = np.random.default_rng(0)
-    fill = rng.choice(rest, size=release.num_rated_classes - len(world.active), replace=False)
+    fill = rng.choice(
+        rest, size=max(release.num_rated_classes - len(world.active), 0), replace=False
+    )
     return np.sort(np.concatenate([world.active, fill]))
 
 
@@ -312,8 +364,16 @@ def _write_vocabulary(path, world: World, release: specs.Release, train_counts) 
         w = csv.writer(f)
         w.writerow(specs.VOCABULARY_COLUMNS)
         for c in range(release.num_classes):
-            w.writerow([
-                c, int(train_counts[c]), f"/m/synth{c:05d}", f"Synthetic class {c}",
-                f"https://example.org/synthetic/{c}", vertical.get(c, "Unused"), "", "",
-                "A class of y8m's synthetic data.",
-            ])
+            w.writerow(
+                [
+                    c,
+                    int(train_counts[c]),
+                    f"/m/synth{c:05d}",
+                    f"Synthetic class {c}",
+                    f"https://example.org/synthetic/{c}",
+                    vertical.get(c, "Unused"),
+                    "",
+                    "",
+                    "A class of y8m's synthetic data.",
+                ]
+            )

@@ -1,0 +1,189 @@
+"""`y8m bench train`: training examples/s of a model against the machine's dense matmul rate."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from y8m.data import specs
+from y8m.errors import UsageError
+
+_MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
+
+
+def _static(shape) -> list[int] | None:
+    dims = shape.as_list() if shape.rank is not None else None
+    return None if dims is None or any(d is None for d in dims) else dims
+
+
+def _op_flops(op) -> float:
+    """FLOPs (multiply-adds x 2) of one matmul-like op from its static shapes."""
+    if op.type == "Einsum":
+        out = _static(op.outputs[0].shape)
+        ins = [_static(t.shape) for t in op.inputs]
+        if out is None or any(i is None for i in ins):
+            return 0.0
+        equation = op.get_attr("equation").decode()
+        lhs, rhs = equation.split("->")
+        sizes = {}
+        for term, shape in zip(lhs.split(","), ins):
+            for ch, d in zip(term.replace("...", ""), shape[-len(term.replace("...", "")) :]):
+                sizes[ch] = d
+        return 2.0 * float(np.prod([sizes[c] for c in set(lhs.replace(",", "").replace(".", ""))]))
+    a, b = (_static(t.shape) for t in op.inputs[:2])
+    out = _static(op.outputs[0].shape)
+    if a is None or b is None or out is None:
+        return 0.0
+    if op.type == "MatMul":
+        k = a[0] if op.get_attr("transpose_a") else a[1]
+    else:
+        adj = op.get_attr("adj_x") if "adj_x" in op.node_def.attr else False
+        k = a[-2] if adj else a[-1]
+    return 2.0 * float(np.prod(out)) * k
+
+
+def graph_flops(graph, loop_iterations: int) -> float:
+    """Sums matmul FLOPs over a graph; while-loop bodies (RNN time steps) count `loop_iterations` times."""
+    total = 0.0
+    functions = getattr(graph, "_functions", {})
+    for op in graph.get_operations():
+        if op.type in _MATMUL_OPS:
+            total += _op_flops(op)
+        elif op.type in ("While", "StatelessWhile"):
+            body = op.get_attr("body").name
+            fn = functions.get(body) or functions.get(body.encode())
+            if fn is not None and hasattr(fn, "graph"):
+                total += loop_iterations * graph_flops(fn.graph, loop_iterations)
+        elif op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+            name = op.get_attr("f").name
+            fn = functions.get(name) or functions.get(name.encode())
+            if fn is not None and hasattr(fn, "graph"):
+                total += graph_flops(fn.graph, loop_iterations)
+    return total
+
+
+def matmul_rate(size: int = 2048, repeats: int = 10, dtype: str = "float32") -> float:
+    """FLOP/s of a dense [size x size] @ [size x size] product in this process."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], dtype=dtype)
+    b = tf.random.normal([size, size], dtype=dtype)
+    mm = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+    mm(a, b).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        mm(a, b).numpy()
+    return 2.0 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def synthetic_batch(
+    model_inputs: dict, batch_size: int, frames: int, num_classes: int, seed: int = 0
+):
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for name, tensor in model_inputs.items():
+        if name == "num_frames":
+            batch[name] = np.full([batch_size], frames, np.int32)
+        else:
+            dims = [d for d in tensor.shape[1:]]
+            shape = [batch_size] + [frames if d is None else int(d) for d in dims]
+            batch[name] = rng.standard_normal(shape).astype(np.float32)
+    labels = (rng.random([batch_size, num_classes]) < 3 / num_classes).astype(np.float32)
+    return batch, labels
+
+
+def bench_train(
+    model: str = "gated_netvlad",
+    batch_size: int = 80,
+    num_classes: int = 3862,
+    frames: int | None = None,
+    steps: int = 10,
+    warmup: int = 2,
+    jit_compile: bool = False,
+    mixed_precision: bool = False,
+    matmul_size: int = 2048,
+    seed: int = 0,
+    **overrides,
+) -> dict:
+    """Times full training steps (forward, backward, Adam) on random inputs of the real shapes.
+
+    Args:
+        model: registry name.
+        batch_size: videos per step.
+        num_classes: output classes.
+        frames: frames per video (the model's sample_frames, or 300 for ordered models).
+        steps: timed steps (after `warmup`).
+        jit_compile: XLA-compile the step.
+        mixed_precision: bfloat16 (CPU) / float16 (GPU) compute.
+        matmul_size: size of the reference dense matmul.
+        **overrides: model hyper-parameters.
+    """
+    import keras
+    import tensorflow as tf
+
+    import frame_models
+    from frame_models.losses import CrossEntropyLoss
+
+    if model not in frame_models.names():
+        raise UsageError(
+            f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}"
+        )
+    if mixed_precision:
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+    keras.utils.set_random_seed(seed)
+    net = frame_models.build(model, int(num_classes), **overrides)
+    mode = frame_models.input_mode(model, **overrides)
+    frames = int(frames or mode.get("num_samples") or specs.MAX_FRAMES)
+    inputs = net.input if isinstance(net.input, dict) else dict(zip(net.input_names, net.inputs))
+    batch, labels = synthetic_batch(inputs, int(batch_size), frames, int(num_classes), seed)
+    batch = {k: tf.constant(v) for k, v in batch.items()}
+    labels = tf.constant(labels)
+    loss_fn = CrossEntropyLoss()
+    optimizer = keras.optimizers.Adam(2e-4)
+
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, tf.cast(net(x, training=True), tf.float32))
+        grads = tape.gradient(loss, net.trainable_variables)
+        optimizer.apply(grads, net.trainable_variables)
+        return loss
+
+    step_fn = tf.function(step, jit_compile=bool(jit_compile))
+    forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(batch)
+    forward_flops = graph_flops(forward.graph, frames) / int(batch_size)
+    for _ in range(warmup):
+        step_fn(batch, labels).numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step_fn(batch, labels).numpy()
+    seconds = time.perf_counter() - start
+    examples_per_s = steps * int(batch_size) / seconds
+    flops_per_example = 3.0 * forward_flops  # backward costs about twice the forward pass
+    achieved = flops_per_example * examples_per_s
+    peak = matmul_rate(int(matmul_size))
+    figures = {
+        "model": model,
+        "params": int(net.count_params()),
+        "batch_size": int(batch_size),
+        "frames": frames,
+        "examples_per_s": round(examples_per_s, 2),
+        "step_ms": round(1000 * seconds / steps, 1),
+        "flops_per_example": float(f"{flops_per_example:.4g}"),
+        "flops_per_s": float(f"{achieved:.4g}"),
+        "matmul_flops_per_s": float(f"{peak:.4g}"),
+        "ratio": round(achieved / peak, 3),
+        "jit_compile": bool(jit_compile),
+        "mixed_precision": bool(mixed_precision),
+    }
+    print(
+        f"{'model':<16} {'params':>12} {'ex/s':>8} {'GFLOP/ex':>9} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}"
+    )
+    print(
+        f"{model:<16} {figures['params']:>12,} {examples_per_s:>8.1f} {flops_per_example / 1e9:>9.2f} "
+        f"{achieved / 1e9:>8.1f} {peak / 1e9:>14.1f} {figures['ratio']:>6.2f}"
+    )
+    print(json.dumps(figures))
+    return figures
