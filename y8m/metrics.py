@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from y8m.data.specs import SUBMISSION_TOP_K
+
 __all__ = [
     "Evaluator",
     "average_precision_by_class",
@@ -106,7 +108,9 @@ def pooled_average_precision(scores: np.ndarray, hits: np.ndarray, num_positives
     return float(np.sum(positives_so_far / rank.astype(np.float64)) / float(num_positives))
 
 
-def gap_topk(scores: np.ndarray, hits: np.ndarray, num_positives: float, top_k: int = 20) -> float:
+def gap_topk(
+    scores: np.ndarray, hits: np.ndarray, num_positives: float, top_k: int = SUBMISSION_TOP_K
+) -> float:
     """GAP from each video's top predictions (the sparse form used by ensembles and submissions).
 
     Args:
@@ -141,7 +145,7 @@ def _check_dense(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return predictions, labels
 
 
-def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
+def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = SUBMISSION_TOP_K) -> float:
     """Global average precision at `top_k`, the Kaggle 2017/2018 metric.
 
     Each video contributes its `top_k` (score, is-label) pairs; all pairs are ranked together;
@@ -284,7 +288,9 @@ def _first_index_ge(classes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return starts[np.cumsum(new_run) - 1]
 
 
-def mean_average_precision(predictions: np.ndarray, labels: np.ndarray, top_k: int = 20) -> float:
+def mean_average_precision(
+    predictions: np.ndarray, labels: np.ndarray, top_k: int = SUBMISSION_TOP_K
+) -> float:
     """The official eval.py "MAP": mean per-class AP over the pooled top-k-per-video predictions.
 
     Each class's AP ranks the scores that reached some video's top-k list in that class, and
@@ -328,7 +334,7 @@ class Evaluator:
         >>> ev.result()["gap"]
     """
 
-    def __init__(self, num_classes: int, top_k: int = 20):
+    def __init__(self, num_classes: int, top_k: int = SUBMISSION_TOP_K):
         if num_classes <= 0 or top_k <= 0:
             raise ValueError(f"num_classes ({num_classes}) and top_k ({top_k}) must be positive")
         self.num_classes = int(num_classes)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from y8m import metrics
+from y8m.data.specs import SUBMISSION_TOP_K
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 
@@ -104,16 +105,18 @@ class Predictions:
         """[V, K] bool: whether each kept class is a true label of its video (False on padding)."""
         if self.labels is None:
             raise UsageError(f"{self._describe()} has no labels: predict on labelled records")
-        width = max(self.num_classes, 1) + 1
+        label_cols = np.concatenate([np.zeros(0, np.int32), *self.labels]).astype(np.int64)
+        # Wide enough for any class or label seen, so keys of different rows never collide.
+        width = max(self.num_classes, int(label_cols.max(initial=-1)) + 1, 1) + 1
         rows = np.repeat(np.arange(self.num_videos, dtype=np.int64), [len(x) for x in self.labels])
-        label_keys = np.sort(rows * width + np.concatenate([np.zeros(0, np.int32), *self.labels]))
+        label_keys = np.sort(rows * width + label_cols)
         keys = np.arange(self.num_videos, dtype=np.int64)[:, None] * width + self.classes
         if label_keys.size == 0:
             return np.zeros(self.classes.shape, bool)
         at = np.minimum(np.searchsorted(label_keys, keys), label_keys.size - 1)
         return (label_keys[at] == keys) & (self.classes >= 0)
 
-    def gap(self, top_k: int = 20) -> float:
+    def gap(self, top_k: int = SUBMISSION_TOP_K) -> float:
         """GAP@top_k of these predictions against their own labels (padding never counts)."""
         scores = np.where(self.classes >= 0, self.scores, -np.inf)
         return metrics.gap_topk(scores, self.hits(), self.num_positives(), top_k)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from y8m.bench._memory import peak_rss_mb
+from y8m.data import specs
 from y8m.metrics import top_k_per_row
 from y8m.predictions import Predictions
 
@@ -89,7 +90,7 @@ def bench_ensemble(
     validation = synthetic_predictions(models, videos, classes, top_k, seed)
     generate_seconds = time.perf_counter() - start
     start, cpu_start = time.perf_counter(), time.process_time()
-    est = GreedyEnsembler(n_iter=greedy).fit(validation)
+    est = GreedyEnsembler(n_iter=greedy, top_k=specs.SUBMISSION_TOP_K).fit(validation)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     best_single = max(est.single_gaps_.values())
     print(f"{'step':>4}  {'model':<10} {'weight':>7} {'GAP':>8}")

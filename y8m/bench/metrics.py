@@ -9,6 +9,7 @@ import numpy as np
 
 from y8m import metrics
 from y8m.bench._memory import peak_rss_mb
+from y8m.data import specs
 
 
 def _batch(rng: np.random.Generator, n: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -22,7 +23,7 @@ def _batch(rng: np.random.Generator, n: int, classes: int) -> tuple[np.ndarray, 
 def bench_metrics(
     videos: int = 100000,
     classes: int = 3862,
-    top_k: int = 20,
+    top_k: int = specs.SUBMISSION_TOP_K,
     seed: int = 0,
     batch_size: int = 10000,
 ) -> dict:

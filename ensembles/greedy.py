@@ -1,0 +1,322 @@
+"""Greedy forward selection of models by validation GAP (thesis 3.5.9), on sparse top-K lists.
+
+Start from the best single model; at each step add the model whose addition gives the highest
+validation GAP of the averaged scores. With replacement a model can be picked again, which
+raises its weight (Caruana et al., "Ensemble selection from libraries of models", ICML 2004).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ensembles import sparse
+from ensembles.averaging import (
+    align,
+    check_scores,
+    common_num_classes,
+    reference_labels,
+    weighted_average,
+)
+from y8m.data import specs
+from y8m.errors import UsageError
+from y8m.metrics import pooled_average_precision, top_k_per_row
+from y8m.predictions import Predictions
+
+__all__ = ["GreedyEnsembler"]
+
+
+class GreedyEnsembler:
+    """Greedy GAP-driven ensemble selection over prediction stores (scikit-learn style).
+
+    Args:
+        n_iter: selection steps (models picked, repeats included).
+        replace: allow a model to be picked again (its weight grows); False picks each once.
+        metric: the validation metric to maximise; only "gap" (GAP@top_k).
+        top_k: k of GAP@k.
+        chunk_size: videos per dense scratch block (memory is O(chunk_size * C)).
+        progress: show a tqdm bar.
+
+    Attributes:
+        selection_: model names in pick order, one per step.
+        history_: per step a dict `step`, `model`, `weight` (that model's weight after the
+            step), `gap` (validation GAP of the ensemble after the step).
+        best_step_: the step with the highest validation GAP (earliest on ties); the ensemble
+            uses the picks up to it.
+        weights_: model -> weight (picks up to `best_step_` / `best_step_`), first pick first.
+        validation_gap_: validation GAP at `best_step_`.
+        single_gaps_: model -> validation GAP of that model alone.
+
+    Example:
+        >>> est = GreedyEnsembler(n_iter=7).fit({"netvlad": p1, "netfv": p2, "gru": p3})
+        >>> est.history_[-1]["gap"], est.weights_
+        >>> test_predictions = est.predict({"netvlad": t1, "netfv": t2, "gru": t3})
+    """
+
+    def __init__(
+        self,
+        n_iter: int = 7,
+        replace: bool = True,
+        metric: str = "gap",
+        top_k: int = specs.SUBMISSION_TOP_K,
+        chunk_size: int = sparse.DEFAULT_CHUNK_SIZE,
+        progress: bool = False,
+    ):
+        self.n_iter = n_iter
+        self.replace = replace
+        self.metric = metric
+        self.top_k = top_k
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def fit(self, validation: Mapping[str, Predictions]) -> GreedyEnsembler:
+        """Selects models on validation predictions that carry labels.
+
+        Args:
+            validation: model name -> Predictions on the same labelled videos.
+
+        Returns:
+            self.
+        """
+        if self.metric != "gap":
+            raise UsageError(f"unknown metric {self.metric!r}: the greedy ensembler uses 'gap'")
+        if int(self.n_iter) < 1 or int(self.top_k) < 1:
+            raise UsageError(f"n_iter ({self.n_iter}) and top_k ({self.top_k}) must be at least 1")
+        names = sorted(validation)
+        aligned = align(validation, "validation")
+        for name, p in zip(names, aligned):
+            check_scores(p, name)
+        labels = reference_labels(aligned, names)
+        if labels is None:
+            raise UsageError(
+                "validation predictions carry no labels: run `y8m predict` on labelled records "
+                "(Kaggle CSVs have none)"
+            )
+        num_classes = common_num_classes(aligned, names)
+        largest = max((int(x.max(initial=-1)) for x in labels), default=-1)
+        if largest >= num_classes:
+            raise UsageError(
+                f"validation labels include class {largest} but the models have {num_classes} "
+                "classes: were they predicted on the same release?"
+            )
+        search = _Search(
+            [sparse.internal_lists(p.classes, p.scores, num_classes) for p in aligned],
+            labels,
+            num_classes,
+            int(self.top_k),
+            int(self.chunk_size),
+        )
+        counts: dict[int, int] = {}
+        history = []
+        steps = int(self.n_iter)
+        bar = tqdm(total=steps * len(names), desc="greedy", unit="model", disable=not self.progress)
+        for step in range(1, steps + 1):
+            candidates = [i for i in range(len(names)) if self.replace or i not in counts]
+            if not candidates:
+                break
+            gaps = search.candidate_gaps(counts, candidates, bar)
+            if step == 1:
+                self.single_gaps_ = {names[i]: float(g) for i, g in zip(candidates, gaps)}
+            # argmax takes the first maximum and candidates are in name order: ties by name.
+            best = int(np.argmax(gaps))
+            pick = candidates[best]
+            counts[pick] = counts.get(pick, 0) + 1
+            history.append(
+                {
+                    "step": step,
+                    "model": names[pick],
+                    "weight": counts[pick] / step,
+                    "gap": float(gaps[best]),
+                }
+            )
+        bar.close()
+        self.history_ = history
+        self.selection_ = [h["model"] for h in history]
+        gaps = [h["gap"] for h in history]
+        self.best_step_ = int(np.argmax(gaps)) + 1
+        self.validation_gap_ = gaps[self.best_step_ - 1]
+        weights: dict[str, float] = {}
+        for name in self.selection_[: self.best_step_]:
+            weights[name] = weights.get(name, 0.0) + 1.0 / self.best_step_
+        self.weights_ = weights
+        self.num_classes_ = num_classes
+        return self
+
+    def predict(self, test: Mapping[str, Predictions], top_k: int | None = None) -> Predictions:
+        """Applies `weights_` to the same models' predictions on other videos.
+
+        Args:
+            test: model name -> Predictions; every model in `weights_` must be there.
+            top_k: classes kept per video; default the largest K of the inputs, and at least
+                the `top_k` of GAP@k.
+
+        Returns:
+            The weighted average as Predictions (model name "ensemble").
+        """
+        if not hasattr(self, "weights_"):
+            raise RuntimeError("call fit() before predict()")
+        missing = [name for name in self.weights_ if name not in test]
+        if missing:
+            raise UsageError(
+                f"model {missing[0]!r} was selected on validation but has no test predictions: "
+                "pass its test prediction file too"
+            )
+        if top_k is None:
+            top_k = max([self.top_k, *(test[name].top_k for name in self.weights_)])
+        result = weighted_average(
+            test, self.weights_, top_k, method="greedy", chunk_size=self.chunk_size
+        )
+        result.metadata["validation_gap"] = self.validation_gap_
+        return result
+
+
+class _Search:
+    """Scores every candidate's addition to the running ensemble without dense per-model data.
+
+    The running ensemble E is the count-weighted sum of the picked models' lists. For a
+    candidate m the new top-k per video can only come from (a) E's own top-k classes and (b)
+    m's listed classes: any other class of E scores E(c) <= E's k-th best, and adding m (scores
+    >= 0) never lowers those k. So each candidate costs O(V * (k + K)), not O(V * C).
+    """
+
+    def __init__(
+        self,
+        lists: list[tuple[np.ndarray, np.ndarray]],
+        labels: list[np.ndarray],
+        num_classes: int,
+        top_k: int,
+        chunk_size: int,
+    ):
+        self.lists = lists
+        self.num_classes = num_classes
+        self.top_k = top_k
+        self.num_videos = len(lists[0][0])
+        self.chunk_size = max(1, min(chunk_size, self.num_videos))
+        self.num_positives = float(sum(len(x) for x in labels))
+        width = num_classes + 1  # the extra column holds padding
+        rows = np.repeat(np.arange(self.num_videos, dtype=np.int64), [len(x) for x in labels])
+        cols = np.concatenate([np.zeros(0, np.int64), *labels]).astype(np.int64)
+        self._label_keys = np.sort(rows * width + cols)
+        self.hits = self._model_hits(rows, cols)
+        # One cell per (video, class) of a chunk: E(c) in the real part and the slot of c in
+        # E's top-k (-1 if none) in the imaginary part, so one gather fetches both.
+        self._cells = np.empty((self.chunk_size, width), np.complex64)
+
+    def _model_hits(self, rows: np.ndarray, cols: np.ndarray) -> list[np.ndarray]:
+        """[V, K] bool per model: whether each listed class is a true label (dense per chunk)."""
+        width = self.num_classes + 1
+        hits = [np.empty(classes.shape, bool) for classes, _ in self.lists]
+        is_label = np.empty((self.chunk_size, width), bool)
+        for start in range(0, self.num_videos, self.chunk_size):
+            stop = min(start + self.chunk_size, self.num_videos)
+            block = is_label[: stop - start]
+            block.fill(False)
+            lo, hi = np.searchsorted(rows, [start, stop])
+            block[rows[lo:hi] - start, cols[lo:hi]] = True
+            flat_base = (np.arange(stop - start, dtype=np.int64) * width)[:, None]
+            for (classes, _), out in zip(self.lists, hits):
+                out[start:stop] = np.take(block.reshape(-1), flat_base + classes[start:stop])
+        return hits
+
+    def _is_label(self, first_row: int, classes: np.ndarray) -> np.ndarray:
+        """[n, w] bool: whether `classes` (rows starting at `first_row`) are true labels."""
+        width = self.num_classes + 1
+        rows = np.arange(first_row, first_row + len(classes), dtype=np.int64)[:, None]
+        keys = rows * width + classes
+        if self._label_keys.size == 0:
+            return np.zeros(keys.shape, bool)
+        at = np.minimum(np.searchsorted(self._label_keys, keys), self._label_keys.size - 1)
+        return self._label_keys[at] == keys
+
+    def candidate_gaps(self, counts: dict[int, int], candidates: list[int], bar) -> np.ndarray:
+        """[len(candidates)] validation GAP of the ensemble `counts` plus each candidate once."""
+        pooled_scores: list[list[np.ndarray]] = [[] for _ in candidates]
+        pooled_hits: list[list[np.ndarray]] = [[] for _ in candidates]
+        for start in range(0, self.num_videos, self.chunk_size):
+            stop = min(start + self.chunk_size, self.num_videos)
+            self._chunk(start, stop, counts, candidates, pooled_scores, pooled_hits)
+        gaps = np.empty(len(candidates))
+        for i in range(len(candidates)):
+            gaps[i] = pooled_average_precision(
+                np.concatenate(pooled_scores[i]),
+                np.concatenate(pooled_hits[i]),
+                self.num_positives,
+            )
+            bar.update(1)
+        return gaps
+
+    def _chunk(self, start, stop, counts, candidates, pooled_scores, pooled_hits) -> None:
+        n, k, width = stop - start, self.top_k, self.num_classes + 1
+        rows = np.arange(n)[:, None]
+        flat_base = (np.arange(n, dtype=np.int64) * width)[:, None]
+
+        # The running ensemble on this chunk, its top-k (the E side) and their slots.
+        cells = self._cells[:n]
+        ensemble, slot_of = cells.real, cells.imag
+        ensemble.fill(-np.inf)
+        slot_of.fill(-1)
+        for j, count in counts.items():
+            classes, scores = self.lists[j]
+            sparse.accumulate(ensemble, rows, classes[start:stop], scores[start:stop], count)
+        ensemble[:, self.num_classes] = -np.inf
+        if counts:
+            top_classes, top_values = top_k_per_row(ensemble, k)
+            top_hits = self._is_label(start, top_classes)
+            k_e = top_classes.shape[1]
+            listed = top_values > -np.inf
+            slots = np.broadcast_to(np.arange(k_e, dtype=np.float32), top_classes.shape)
+            slot_of[np.nonzero(listed)[0], top_classes[listed]] = slots[listed]
+        cells_flat = cells.reshape(-1)
+        buffers: dict[int, tuple] = {}  # per list width: combined scores, hits, own columns
+
+        for i, m in enumerate(candidates):
+            classes, scores = self.lists[m]
+            scores = scores[start:stop]
+            hits = self.hits[m][start:stop]
+            if not counts:
+                keep = _top_k_mask(scores, k)
+                pooled_scores[i].append(scores[keep])
+                pooled_hits[i].append(hits[keep])
+                continue
+            num_listed = classes.shape[1]
+            if num_listed not in buffers:
+                combined_hits = np.empty((n, k_e + num_listed), bool)
+                combined_hits[:, :k_e] = top_hits
+                buffers[num_listed] = (
+                    np.empty((n, k_e + num_listed), np.float32),
+                    combined_hits,
+                    np.arange(k_e, k_e + num_listed)[None, :],
+                )
+            combined, combined_hits, own_column = buffers[num_listed]
+            cell = np.take(cells_flat, flat_base + classes[start:stop])
+            slot = cell.imag.astype(np.intp)
+            in_top = slot >= 0
+            # Each of m's classes lands in its own column with E(c) + s_m(c), unless it is among
+            # E's top-k: then s_m(c) is added to that slot and its own column stays -inf.
+            combined[:, :k_e] = top_values
+            combined[:, k_e:] = np.where(in_top, np.float32(-np.inf), np.maximum(cell.real, 0))
+            combined[rows, np.where(in_top, slot, own_column)] += scores
+            combined_hits[:, k_e:] = hits
+            keep = _top_k_mask(combined, k)
+            pooled_scores[i].append(combined[keep])
+            pooled_hits[i].append(combined_hits[keep])
+
+
+def _top_k_mask(values: np.ndarray, k: int) -> np.ndarray:
+    """[n, w] bool marking each row's k largest finite values (exactly k unless fewer)."""
+    n, w = values.shape
+    finite = values > -np.inf
+    if w <= k:
+        return finite
+    threshold = np.partition(values, w - k, axis=1)[:, w - k : w - k + 1]
+    keep = (values >= threshold) & finite
+    ties = np.flatnonzero(keep.sum(axis=1) > k)
+    if ties.size:
+        # Ties at the k-th value: keep exactly k, as a per-video top-k list would.
+        index = np.argpartition(values[ties], w - k, axis=1)[:, w - k :]
+        exact = np.zeros((ties.size, w), bool)
+        np.put_along_axis(exact, index, True, axis=1)
+        keep[ties] = exact & finite[ties]
+    return keep

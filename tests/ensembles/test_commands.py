@@ -1,0 +1,154 @@
+"""`y8m ensemble` end to end on small prediction stores in tmp_path."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ensembles.commands import ensemble
+from tests.ensembles._helpers import random_models
+from y8m.errors import UsageError
+from y8m.predictions import PredictionWriter, load_predictions
+
+
+def write_stores(directory, models, split, with_labels=True):
+    directory.mkdir(exist_ok=True)
+    for name, p in models.items():
+        with PredictionWriter(
+            directory / f"{name}_{split}",
+            model_name=name,
+            split=split,
+            num_classes=3862,
+            top_k=p.top_k,
+        ) as writer:
+            writer.add_topk(p.ids, p.classes, p.scores, p.labels if with_labels else None)
+    return str(directory / f"*_{split}.parquet")
+
+
+@pytest.fixture()
+def stores(tmp_path):
+    validation, _ = random_models(0, num_models=3, num_videos=60, num_classes=40, k=8)
+    test, _ = random_models(1, num_models=3, num_videos=50, num_classes=40, k=8)
+    return (
+        write_stores(tmp_path / "val", validation, "validate"),
+        write_stores(tmp_path / "test", test, "test", with_labels=False),
+    )
+
+
+def test_greedy_writes_submission_recipe_and_plot(tmp_path, stores, capsys):
+    validation, test = stores
+    output = tmp_path / "out" / "submission.csv"
+    result = ensemble(validation=validation, test=test, greedy=4, output_file=str(output))
+    printed = capsys.readouterr().out
+    assert "step" in printed and "validation GAP@20" in printed
+    assert result["validation_gap"] >= result["best_single_gap"]
+    assert result["num_test_videos"] == 50 and len(result["steps"]) == 4
+    lines = output.read_text().splitlines()
+    assert lines[0] == "VideoId,LabelConfidencePairs" and len(lines) == 51
+    pairs = [len(line.split(",")[1].split()) // 2 for line in lines[1:]]
+    assert min(pairs) >= 8 and max(pairs) <= 20  # the union of lists, cut to top_k=20
+    recipe = json.loads((tmp_path / "out" / "submission.recipe.json").read_text())
+    assert recipe["method"] == "greedy" and recipe["weights"] == result["weights"]
+    assert recipe["validation"] == validation and recipe["test"] == test
+    assert [h["gap"] for h in recipe["history"]] == [h["gap"] for h in result["steps"]]
+    png = (tmp_path / "out" / "submission.gap.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+    # Replaying the recipe gives the same submission byte for byte.
+    replay = tmp_path / "replay.csv"
+    again = ensemble(
+        recipe=str(tmp_path / "out" / "submission.recipe.json"), output_file=str(replay)
+    )
+    assert again["weights"] == result["weights"]
+    assert replay.read_bytes() == output.read_bytes()
+
+
+def test_no_replacement_gzip_and_other_methods(tmp_path, stores):
+    validation, test = stores
+    result = ensemble(
+        validation=validation,
+        test=test,
+        greedy=5,
+        no_replacement=True,
+        output_file=str(tmp_path / "a.csv"),
+        gzip=True,
+    )
+    assert result["output_file"].endswith("a.csv.gz") and len(result["steps"]) == 3
+    assert len({s["model"] for s in result["steps"]}) == 3
+    mean = ensemble(
+        validation=validation, test=test, method="mean", output_file=str(tmp_path / "mean.csv")
+    )
+    assert mean["weights"] == pytest.approx(dict.fromkeys(mean["weights"], 1 / 3))
+    weighted = ensemble(
+        validation=validation,
+        test=test,
+        method="weighted",
+        weights="model_2=3,model_0=1",
+        output_file=str(tmp_path / "w.csv"),
+    )
+    assert weighted["weights"] == pytest.approx({"model_2": 0.75, "model_0": 0.25})
+    ranked = ensemble(test=test, method="rank", output_file=str(tmp_path / "r.csv"))
+    assert ranked["validation_gap"] is None and ranked["num_test_videos"] == 50
+
+
+def test_kaggle_csvs_as_test_inputs(tmp_path, stores):
+    validation, _ = stores
+    test_dir = tmp_path / "csv"
+    test_dir.mkdir()
+    for name in ("model_0", "model_1", "model_2"):
+        (test_dir / f"{name}.csv").write_text(
+            "VideoId,LabelConfidencePairs\nx1,3 0.9 4 0.2\nx2,5 0.5\n"
+        )
+    with pytest.warns(UserWarning, match="Kaggle CSV"):
+        result = ensemble(
+            validation=validation,
+            test=str(test_dir / "*.csv"),
+            greedy=2,
+            output_file=str(tmp_path / "s.csv"),
+        )
+    assert result["num_test_videos"] == 2
+
+
+def test_missing_model_on_one_side_is_a_clear_error(tmp_path, stores):
+    validation, test = stores
+    only_two = str(tmp_path / "test" / "model_[01]_test.parquet")
+    with pytest.raises(UsageError, match="'model_2' has validation predictions .* no test"):
+        ensemble(validation=validation, test=only_two, output_file=str(tmp_path / "x.csv"))
+    with pytest.raises(UsageError, match="no validation prediction files match"):
+        ensemble(validation=str(tmp_path / "nothing*.parquet"), test=test)
+
+
+def test_usage_errors(tmp_path, stores):
+    validation, test = stores
+    out = str(tmp_path / "x.csv")
+    with pytest.raises(UsageError, match="needs --validation"):
+        ensemble(test=test, output_file=out)
+    with pytest.raises(UsageError, match="no labels"):
+        ensemble(validation=test, output_file=out)
+    with pytest.raises(UsageError, match="unknown --method"):
+        ensemble(validation=validation, method="best", output_file=out)
+    with pytest.raises(UsageError, match="needs --weights"):
+        ensemble(validation=validation, method="weighted", output_file=out)
+    with pytest.raises(UsageError, match="segment task"):
+        ensemble(validation=validation, version=2019, output_file=out)
+    with pytest.raises(UsageError, match="positive integer"):
+        ensemble(validation=validation, greedy=0, output_file=out)
+    with pytest.raises(UsageError, match="not a y8m ensemble recipe"):
+        (tmp_path / "bad.json").write_text("{}")
+        ensemble(recipe=str(tmp_path / "bad.json"), test=test, output_file=out)
+
+
+def test_selection_without_test_then_apply_with_recipe(tmp_path, stores):
+    validation, test = stores
+    selected = ensemble(validation=validation, greedy=3, output_file=str(tmp_path / "sel.csv"))
+    assert selected["output_file"] is None and selected["recipe"]
+    applied = ensemble(
+        recipe=selected["recipe"],
+        test=test,
+        validation=validation,
+        output_file=str(tmp_path / "sel.csv"),
+    )
+    assert applied["validation_gap"] == pytest.approx(selected["validation_gap"], abs=1e-6)
+    with pytest.warns(UserWarning, match="Kaggle CSV"):
+        written = load_predictions(str(tmp_path / "sel.csv"))
+    assert written.num_videos == 50 and np.all(written.classes[:, 0] >= 0)
