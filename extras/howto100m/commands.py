@@ -1,0 +1,391 @@
+"""`y8m extras howto100m ...` subcommands (and `y8m bench howto100m` via `bench`).
+
+Torch is imported inside the methods, so `captions` and `--help` work without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from y8m.errors import UsageError
+from y8m.fileio import atomic_open
+
+
+def _require(**flags) -> None:
+    missing = [name for name, value in flags.items() if not value]
+    if missing:
+        raise UsageError("missing " + ", ".join(f"--{m}" for m in missing))
+
+
+def _write_json(path: str, payload: dict) -> None:
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+
+
+class Commands:
+    """HowTo100M text-video joint embedding: captions, train, embed, eval, localize, bench."""
+
+    def captions(
+        self,
+        subtitles: str = "",
+        output: str = "caption.json",
+        recursive: bool = False,
+        max_gap: float = 1.0,
+        skip_bad: bool = False,
+    ) -> dict:
+        """Turns a folder of YouTube subtitle files (.vtt, .srt) into caption.json.
+
+        Args:
+            subtitles: folder of `<video_id>[.lang].vtt|.srt` files (manual or ASR).
+            output: caption.json to write: {video_id: {"start", "end", "text"}}.
+            recursive: also read sub-folders.
+            max_gap: seconds between cues within which a repeated line is a rolling duplicate.
+            skip_bad: skip malformed files (listed in the summary) instead of stopping.
+        """
+        from extras.howto100m.captions import save_captions
+        from extras.howto100m.subtitles import build_caption_json, find_subtitle_files
+
+        _require(subtitles=subtitles)
+        files = find_subtitle_files(subtitles, recursive)
+        captions, skipped = build_caption_json(files, max_gap=max_gap, skip_bad=skip_bad)
+        if not captions:
+            raise UsageError(f"no captions could be read from {subtitles!r}")
+        save_captions(output, captions)
+        num_pairs = sum(len(c["text"]) for c in captions.values())
+        print(f"{len(captions)} videos, {num_pairs} clip-caption pairs -> {output}")
+        for line in skipped:
+            print(f"skipped {line}")
+        return {
+            "output": output,
+            "videos": len(captions),
+            "pairs": num_pairs,
+            "skipped": len(skipped),
+        }
+
+    def train(
+        self,
+        captions: str = "",
+        features_2d: str = "",
+        word2vec: str = "",
+        output_dir: str = "",
+        features_3d: str = "",
+        videos: str = "",
+        epochs: int = 15,
+        videos_per_batch: int = 32,
+        pairs_per_video: int = 64,
+        embd_dim: int = 4096,
+        lr: float = 1e-4,
+        lr_decay: float = 0.9,
+        margin: float = 0.1,
+        negative_weighting: bool = True,
+        hard_negative_rate: float = 0.5,
+        min_time: float = 5.0,
+        min_words: int = 0,
+        max_words: int = 20,
+        mask_padding: bool = False,
+        word2vec_limit: int = 0,
+        num_workers: int = 4,
+        seed: int = 1,
+        device: str = "auto",
+        checkpoint_every: int = 0,
+        keep_checkpoints: int = 3,
+    ) -> dict:
+        """Trains the joint embedding; re-running with the same --output_dir resumes.
+
+        For several processes: `torchrun --nproc_per_node=N -m extras.howto100m.train ...`.
+
+        Args:
+            captions: caption.json of the training videos.
+            features_2d: folder of 2-D features `<video_id>.npy` [T, D2] at 1 per second.
+            word2vec: word2vec file (binary .bin or text), e.g. GoogleNews-vectors-negative300.bin.
+            output_dir: folder for checkpoints ckpt-*.pt, config.json and history.json.
+            features_3d: folder of 3-D features [T, D3] at 1.5 per second (optional).
+            videos: file of training video ids (default: all with captions and features).
+            epochs: number of passes over the videos.
+            videos_per_batch: v, videos per batch (per process under torchrun).
+            pairs_per_video: k, clip-caption pairs drawn from each video.
+            embd_dim: joint embedding size (stored in every checkpoint).
+            lr: Adam learning rate.
+            lr_decay: learning rate factor applied after each epoch.
+            margin: ranking margin delta.
+            negative_weighting: fix the intra/inter-video negative ratio (eq. 5.5).
+            hard_negative_rate: p, the share of weight on same-video negatives.
+            min_time: grow each caption over its neighbours to at least this many seconds.
+            min_words: and to at least this many kept words.
+            max_words: words per caption kept.
+            mask_padding: ignore padded word slots in the sentence max-pool.
+            word2vec_limit: load only the first N words of the word2vec file (0 = all).
+            num_workers: data loader processes.
+            seed: random seed.
+            device: auto, cpu, cuda or cuda:N.
+            checkpoint_every: also save every N steps (0 = at the end of each epoch only).
+            keep_checkpoints: newest checkpoints kept (0 = all).
+        """
+        from extras.howto100m.train import TrainConfig, fit
+
+        _require(
+            captions=captions, features_2d=features_2d, word2vec=word2vec, output_dir=output_dir
+        )
+        summary = fit(
+            TrainConfig(
+                captions=captions,
+                features_2d=features_2d,
+                word2vec=word2vec,
+                output_dir=output_dir,
+                features_3d=features_3d,
+                videos=videos,
+                epochs=epochs,
+                videos_per_batch=videos_per_batch,
+                pairs_per_video=pairs_per_video,
+                embd_dim=embd_dim,
+                lr=lr,
+                lr_decay=lr_decay,
+                margin=margin,
+                negative_weighting=negative_weighting,
+                hard_negative_rate=hard_negative_rate,
+                min_time=min_time,
+                min_words=min_words,
+                max_words=max_words,
+                mask_padding=mask_padding,
+                word2vec_limit=word2vec_limit,
+                num_workers=num_workers,
+                seed=seed,
+                device=device,
+                checkpoint_every=checkpoint_every,
+                keep_checkpoints=keep_checkpoints,
+            )
+        )
+        if int(os.environ.get("RANK", "0")) == 0:
+            loss = "n/a" if summary["loss"] is None else f"{summary['loss']:.4f}"
+            print(
+                f"trained {summary['epochs_done']} epochs, loss {loss} -> {summary['checkpoint']}"
+            )
+        return {k: summary[k] for k in ("checkpoint", "epochs_done", "loss", "pairs_per_s")}
+
+    def embed(
+        self,
+        checkpoint: str = "",
+        captions: str = "",
+        features_2d: str = "",
+        word2vec: str = "",
+        output: str = "embeddings.npz",
+        features_3d: str = "",
+        videos: str = "",
+        min_time: float | None = None,
+        max_words: int | None = None,
+        word2vec_limit: int = 0,
+        batch_size: int = 512,
+        num_workers: int = 0,
+        device: str = "auto",
+    ) -> dict:
+        """Embeds every clip-caption pair of a caption.json into an .npz file.
+
+        Args:
+            checkpoint: a ckpt-*.pt / reference .pth file or a training folder (newest checkpoint).
+            captions: caption.json of the videos to embed.
+            features_2d: folder of 2-D features.
+            word2vec: word2vec file.
+            output: .npz with text_embedding, video_embedding [N, E], video_id, start, end, text.
+            features_3d: folder of 3-D features (as at training time).
+            videos: file of video ids to embed (default: all).
+            min_time: clip growth in seconds (default: the checkpoint's).
+            max_words: words per caption (default: the checkpoint's).
+            word2vec_limit: load only the first N words (0 = all).
+            batch_size: pairs per forward pass.
+            num_workers: data loader processes.
+            device: auto, cpu, cuda or cuda:N.
+        """
+        from extras.howto100m.evaluate import DataSource, embed_to_file
+        from extras.howto100m.runtime import pick_device
+
+        _require(
+            checkpoint=checkpoint, captions=captions, features_2d=features_2d, word2vec=word2vec
+        )
+        source = DataSource(
+            captions,
+            features_2d,
+            word2vec,
+            features_3d,
+            videos,
+            min_time,
+            max_words,
+            word2vec_limit,
+        )
+        count = embed_to_file(
+            checkpoint, source, output, batch_size, pick_device(device), num_workers
+        )
+        print(f"{count} pairs embedded -> {output}")
+        return {"output": output, "pairs": count}
+
+    def eval(
+        self,
+        checkpoint: str = "",
+        captions: str = "",
+        features_2d: str = "",
+        word2vec: str = "",
+        features_3d: str = "",
+        videos: str = "",
+        embeddings: str = "",
+        min_time: float | None = None,
+        max_words: int | None = None,
+        word2vec_limit: int = 0,
+        batch_size: int = 512,
+        chunk_size: int = 1024,
+        num_workers: int = 0,
+        device: str = "auto",
+        output: str = "",
+    ) -> dict:
+        """Text-to-video and video-to-text retrieval R@1/5/10 and median rank over a test set.
+
+        Args:
+            checkpoint: a checkpoint file or training folder (not needed with --embeddings).
+            captions: caption.json of the test pairs (every caption is one pair).
+            features_2d: folder of 2-D features.
+            word2vec: word2vec file.
+            features_3d: folder of 3-D features (as at training time).
+            videos: file of test video ids (default: all in --captions).
+            embeddings: score an `embed` output instead of computing embeddings.
+            min_time: clip growth in seconds (default: the checkpoint's; 0 keeps annotated clips).
+            max_words: words per caption (default: the checkpoint's).
+            word2vec_limit: load only the first N words (0 = all).
+            batch_size: pairs per forward pass.
+            chunk_size: similarity rows held at once (memory is chunk_size x N).
+            num_workers: data loader processes.
+            device: auto, cpu, cuda or cuda:N.
+            output: also write the metrics to this JSON file.
+        """
+        from extras.howto100m.evaluate import (
+            DataSource,
+            evaluate_retrieval,
+            retrieval_from_embeddings,
+        )
+        from extras.howto100m.retrieval import format_metrics
+        from extras.howto100m.runtime import pick_device
+
+        dev = pick_device(device)
+        if embeddings:
+            metrics = retrieval_from_embeddings(embeddings, chunk_size, dev)
+        else:
+            _require(
+                checkpoint=checkpoint, captions=captions, features_2d=features_2d, word2vec=word2vec
+            )
+            source = DataSource(
+                captions,
+                features_2d,
+                word2vec,
+                features_3d,
+                videos,
+                min_time,
+                max_words,
+                word2vec_limit,
+            )
+            metrics = evaluate_retrieval(
+                checkpoint, source, batch_size, chunk_size, dev, num_workers
+            )
+        print(f"{metrics['num_pairs']} pairs")
+        print(format_metrics(metrics))
+        if output:
+            _write_json(output, metrics)
+        return metrics
+
+    def localize(
+        self,
+        checkpoint: str = "",
+        tasks: str = "",
+        videos: str = "",
+        annotations: str = "",
+        features_2d: str = "",
+        word2vec: str = "",
+        features_3d: str = "",
+        window: float = 1.0,
+        word2vec_limit: int = 0,
+        device: str = "auto",
+        output: str = "",
+    ) -> dict:
+        """CrossTask step localisation: one second per step, in order; recall per task.
+
+        Args:
+            checkpoint: a checkpoint file or training folder.
+            tasks: CrossTask task file (tasks_primary.txt: id, title, url, n_steps, steps).
+            videos: CrossTask video list (videos_val.csv: task,video_id,url).
+            annotations: folder of `<task>_<video_id>.csv` rows step,start,end.
+            features_2d: folder of 2-D features of the CrossTask videos.
+            word2vec: word2vec file.
+            features_3d: folder of 3-D features (as at training time).
+            window: seconds of video pooled around each second.
+            word2vec_limit: load only the first N words (0 = all).
+            device: auto, cpu, cuda or cuda:N.
+            output: also write recalls and the chosen seconds per video to this JSON file.
+        """
+        from extras.howto100m.evaluate import evaluate_localization
+        from extras.howto100m.localize import read_task_videos, read_tasks
+        from extras.howto100m.runtime import pick_device
+
+        _require(
+            checkpoint=checkpoint,
+            tasks=tasks,
+            videos=videos,
+            annotations=annotations,
+            features_2d=features_2d,
+            word2vec=word2vec,
+        )
+        result = evaluate_localization(
+            checkpoint,
+            read_tasks(tasks),
+            read_task_videos(videos),
+            annotations,
+            features_2d,
+            word2vec,
+            features_3d,
+            window,
+            word2vec_limit,
+            pick_device(device),
+        )
+        for task, recall in sorted(result["tasks"].items()):
+            print(f"task {task}: recall {100 * recall:.1f}")
+        print(f"average recall {100 * result['recall']:.1f} over {result['num_videos']} videos")
+        if output:
+            _write_json(output, result)
+        return {k: result[k] for k in ("recall", "tasks", "num_videos", "skipped")}
+
+    def bench(
+        self,
+        embd_dim: int = 4096,
+        video_dim: int = 4096,
+        videos_per_batch: int = 32,
+        pairs_per_video: int = 64,
+        steps: int = 3,
+        warmup: int = 1,
+        eval_size: int = 10_000,
+        device: str = "auto",
+    ) -> None:
+        """Benchmarks training pairs/s, embedding throughput and a full ranking's time.
+
+        Args:
+            embd_dim: joint embedding size (thesis: 4096).
+            video_dim: clip feature size (thesis: 4096).
+            videos_per_batch: v (thesis: 32).
+            pairs_per_video: k (thesis: 64).
+            steps: timed training steps.
+            warmup: untimed training steps first.
+            eval_size: N for the N x N ranking (both directions).
+            device: auto, cpu, cuda or cuda:N.
+        """
+        from extras.howto100m.bench import print_report, run_bench
+
+        for name, value in (("steps", steps), ("eval_size", eval_size), ("embd_dim", embd_dim)):
+            if value < 1:
+                raise UsageError(f"--{name} must be at least 1")
+        print_report(
+            run_bench(
+                embd_dim=embd_dim,
+                video_dim=video_dim,
+                videos_per_batch=videos_per_batch,
+                pairs_per_video=pairs_per_video,
+                steps=steps,
+                warmup=warmup,
+                eval_size=eval_size,
+                device=device,
+            )
+        )
