@@ -10,7 +10,23 @@ import functools
 import inspect
 import json
 
+from y8m.bench.ensemble import bench_ensemble
+from y8m.bench.learn import bench_learn
+from y8m.bench.metrics import bench_metrics
+from y8m.bench.reader import bench_reader
+from y8m.bench.train import bench_train
 from y8m.errors import UsageError
+
+
+def _returns_none(fn):
+    """Keeps a library function's signature and docstring for fire, but not its return value
+    (fire would print it after the command's own summary)."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        fn(*args, **kwargs)
+
+    return call
 
 
 def _print_json(figures: dict) -> None:
@@ -214,111 +230,29 @@ class Extras:
 class Bench:
     """Benchmarks: each prints a table and, last, one JSON line of figures."""
 
-    def reader(
-        self,
-        data_pattern: str,
-        version: int | None = None,
-        batch_size: int = 80,
-        num_samples: int = 300,
-        max_batches: int = 50,
-    ):
-        """Frame-level reader videos/s and MB/s (decode, dequantise, sample, batch) vs a baseline.
-
-        Args:
-            data_pattern: frame-level TFRecord glob.
-            version: release (detected when omitted).
-            batch_size: videos per batch.
-            num_samples: frames sampled per video.
-            max_batches: batches timed.
-        """
-        from y8m.bench.reader import bench_reader
-
-        bench_reader(
-            data_pattern,
-            version=version,
-            batch_size=batch_size,
-            num_samples=num_samples,
-            max_batches=max_batches,
-        )
-
-    def metrics(self, videos: int = 100000, classes: int = 3862, top_k: int = 20, seed: int = 0):
-        """GAP@k throughput on random predictions.
-
-        Args:
-            videos: videos.
-            classes: classes.
-            top_k: k of GAP@k.
-            seed: random seed.
-        """
-        from y8m.bench.metrics import bench_metrics
-
-        bench_metrics(videos=videos, classes=classes, top_k=top_k, seed=seed)
-
-    def ensemble(
-        self,
-        models: int = 50,
-        videos: int = 20000,
-        classes: int = 3862,
-        top_k: int = 100,
-        greedy: int = 7,
-        seed: int = 0,
-    ):
-        """Greedy ensembling time and peak memory on synthetic prediction stores.
-
-        Args:
-            models: candidate models.
-            videos: validation videos.
-            classes: classes.
-            top_k: predictions kept per video and model.
-            greedy: greedy steps.
-            seed: random seed.
-        """
-        from y8m.bench.ensemble import bench_ensemble
-
-        bench_ensemble(
-            models=models, videos=videos, classes=classes, top_k=top_k, greedy=greedy, seed=seed
-        )
-
-    def train(self, **flags):
-        """Training examples/s, FLOPs per example and the machine's matmul rate (--model=NAME)."""
-        from y8m.bench.train import bench_train
-
-        bench_train(**flags)
-
-    def learn(self, **flags):
-        """Train gated_netvlad and average_logistic on planted synthetic data; print both GAPs."""
-        from y8m.bench.learn import bench_learn
-
-        bench_learn(**flags)
+    reader = staticmethod(_returns_none(bench_reader))
+    metrics = staticmethod(_returns_none(bench_metrics))
+    ensemble = staticmethod(_returns_none(bench_ensemble))
+    train = staticmethod(_returns_none(bench_train))
+    learn = staticmethod(_returns_none(bench_learn))
 
     def milnce(self, **flags):
-        """S3D forward+backward clips/s and the video loader's decoded clips/s."""
+        """S3D forward+backward clips/s and the video loader's decoded clips/s (flags: `y8m extras milnce bench --help`)."""
         from extras.milnce.commands import Commands
 
         Commands().bench(**flags)
 
     def howto100m(self, **flags):
-        """HowTo100M joint-embedding training and embedding throughput."""
+        """HowTo100M training and embedding throughput (flags: `y8m extras howto100m bench --help`)."""
         from extras.howto100m.commands import Commands
 
         Commands().bench(**flags)
 
     def bcfw(self, **flags):
-        """BCFW vs full-batch Frank-Wolfe on growing synthetic problems."""
+        """BCFW vs full-batch Frank-Wolfe on growing problems (flags: `y8m extras bcfw bench --help`)."""
         from extras.bcfw.commands import Commands
 
         Commands().bench(**flags)
-
-
-def _returns_none(fn):
-    """Keeps a library function's signature and docstring for fire, but not its return value
-    (fire would print it after the command's own summary)."""
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        fn(*args, **kwargs)
-
-    return call
 
 
 def _command_table() -> dict:

@@ -50,6 +50,8 @@ def train(
     skip_corrupt: bool = False,
     jit_compile: bool = False,
     mixed_precision: bool = False,
+    strategy: str = "default",
+    max_model_mb: float | None = None,
     progress: bool = True,
     **model_overrides,
 ) -> dict:
@@ -81,6 +83,10 @@ def train(
         skip_corrupt: skip damaged shards' tails instead of stopping.
         jit_compile: compile the train step with XLA.
         mixed_precision: bfloat16 compute on CPU (float16 on GPU), float32 weights.
+        strategy: "default" (one device), "mirrored" (all local GPUs), "multi_worker" (hosts
+            listed in TF_CONFIG; worker 0 is the chief and writes the run) or "tpu".
+        max_model_mb: refuse a model whose float32 weights exceed this size (the 2018
+            challenge required under 1 GB: --max_model_mb=1024).
         **model_overrides: model hyper-parameters (--cluster_size, --hidden_size, ...).
 
     Returns:
@@ -102,6 +108,10 @@ def train(
         raise UsageError(
             f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}"
         )
+    from y8m import distribute
+
+    # Multi-worker collectives must be set up before TensorFlow runs any op.
+    strat = distribute.make_strategy(strategy)
     files = expand_pattern(train_data_pattern, "training files")
     layout = detect_layout(files[0])
     release = specs.release(version or layout["version"])
@@ -146,106 +156,130 @@ def train(
             "mixed_precision": bool(mixed_precision),
         },
     }
-    if start_new_model:
-        moved = runs.archive(train_dir)
-        if moved:
-            print(f"moved the previous run to {moved}")
-    _check_resumable(train_dir, config)
-    runs.save_config(train_dir, config)
-
+    _, worker = distribute.worker_info() if strategy == "multi_worker" else (1, 0)
+    chief = worker == 0
+    replicas = int(strat.num_replicas_in_sync)
+    # --batch_size is per replica (the starter code's per-tower batch); the learning-rate decay
+    # counts global examples, so N replicas decay N times faster per step.
+    global_batch = int(batch_size) * replicas
+    config["train"].update(strategy=strategy, replicas=replicas, global_batch_size=global_batch)
     if mixed_precision:
         gpu = bool(tf.config.list_physical_devices("GPU"))
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     keras.utils.set_random_seed(int(seed))
-    net = runs.build_model(config)
-    loss_fn = CrossEntropyLoss()
-    decay_steps = max(int(learning_rate_decay_examples) / int(batch_size), 1.0)
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        float(base_learning_rate), decay_steps, float(learning_rate_decay), staircase=True
-    )
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    optimizer.build(net.trainable_variables)
-    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer, step=step_var)
-    manager = tf.train.CheckpointManager(
-        ckpt, runs.path(train_dir, runs.CHECKPOINT_DIR), max_to_keep=3
-    )
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"resuming {train_dir} from step {int(step_var.numpy())}")
+    with strat.scope():
+        net = runs.build_model(config)
+        decay_steps = max(int(learning_rate_decay_examples) / global_batch, 1.0)
+        schedule = keras.optimizers.schedules.ExponentialDecay(
+            float(base_learning_rate), decay_steps, float(learning_rate_decay), staircase=True
+        )
+        optimizer = keras.optimizers.Adam(learning_rate=schedule)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(net.trainable_variables)
+        ckpt = tf.train.Checkpoint(model=net, optimizer=optimizer)
+    size_mb = net.count_params() * 4 / 2**20
+    if max_model_mb is not None and size_mb > float(max_model_mb):
+        raise UsageError(
+            f"model {model!r} has {net.count_params():,} parameters = {size_mb:.0f} MB in float32, over "
+            f"--max_model_mb={max_model_mb}: lower --cluster_size/--hidden_size"
+        )
+    if chief:
+        if start_new_model:
+            moved = runs.archive(train_dir)
+            if moved:
+                print(f"moved the previous run to {moved}")
+        _check_resumable(train_dir, config)
+        runs.save_config(train_dir, config)
+
+    ckpt_dir = distribute.checkpoint_dir(train_dir, chief)
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
+    latest = tf.train.latest_checkpoint(runs.path(train_dir, runs.CHECKPOINT_DIR))
+    if latest:  # every worker resumes from the chief's checkpoints
+        ckpt.restore(latest).assert_existing_objects_matched()
+        if chief:
+            print(f"resuming {train_dir} from step {int(optimizer.iterations.numpy())}")
 
     report = CorruptReport()
-    total_steps = _total_steps(max_steps, num_epochs, files, batch_size)
-    ds = runs.dataset_for(
-        config,
-        train_data_pattern,
-        training=True,
-        batch_size=int(batch_size),
-        seed=int(seed) + int(step_var.numpy()),
-        skip_corrupt=skip_corrupt,
-        report=report,
-    )
+    total_steps = _total_steps(max_steps, num_epochs, files, global_batch)
+    start_step = int(optimizer.iterations.numpy())
 
+    def dataset_fn(context):
+        shard = None
+        if context.num_input_pipelines > 1:
+            shard = (context.num_input_pipelines, context.input_pipeline_id)
+        ds = runs.dataset_for(
+            config,
+            train_data_pattern,
+            training=True,
+            batch_size=context.get_per_replica_batch_size(global_batch),
+            seed=int(seed) + start_step + 7919 * context.input_pipeline_id,
+            skip_corrupt=skip_corrupt,
+            report=report,
+            shard=shard,
+        )
+        return ds.map(lambda b: (runs.model_inputs(b, config), b["labels"]))
+
+    if replicas == 1 and strategy == "default":
+        ds = dataset_fn(tf.distribute.InputContext())
+    else:
+        ds = strat.distribute_datasets_from_function(dataset_fn)
+
+    loss_fn = CrossEntropyLoss()
     clip = float(clip_gradient_norm)
 
-    def train_step(inputs, labels):
+    def replica_step(inputs, labels):
         with tf.GradientTape() as tape:
             predictions = tf.cast(net(inputs, training=True), tf.float32)
             label_loss = loss_fn(labels, predictions)
             reg = tf.add_n(net.losses) if net.losses else 0.0
-            loss = label_loss + tf.cast(reg, tf.float32)
+            # The optimizer sums gradients over replicas: scale each replica's mean loss.
+            loss = (label_loss + tf.cast(reg, tf.float32)) / replicas
+            if hasattr(optimizer, "scale_loss"):
+                loss = optimizer.scale_loss(loss)
         grads = tape.gradient(loss, net.trainable_variables)
         if clip > 0:
             grads, _ = tf.clip_by_global_norm(grads, clip)
         optimizer.apply(grads, net.trainable_variables)
-        step_var.assign_add(1)
         return label_loss
 
-    step_fn = tf.function(train_step, jit_compile=bool(jit_compile), reduce_retracing=True)
-    writer = tf.summary.create_file_writer(runs.path(train_dir, runs.LOG_DIR))
+    replica_fn = tf.function(replica_step, jit_compile=bool(jit_compile), reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def step_fn(inputs, labels):
+        per_replica = strat.run(replica_fn, args=(inputs, labels))
+        return strat.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    writer = tf.summary.create_file_writer(runs.path(train_dir, runs.LOG_DIR)) if chief else None
     history_path = runs.path(train_dir, runs.HISTORY_FILE)
-    start_step = int(step_var.numpy())
-    if start_step >= total_steps:
+    if start_step >= total_steps and chief:
         print(f"{train_dir} is already at step {start_step} >= {total_steps}: nothing to train")
-    bar = tqdm(
-        total=total_steps,
-        initial=start_step,
-        unit="step",
-        desc=f"train {model}",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    last_loss, t0, seen, window_t, window_n = (
-        float("nan"),
-        time.perf_counter(),
-        0,
-        time.perf_counter(),
-        0,
-    )
-    rate = 0.0
+    bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=f"train {model}",
+               disable=not (progress and chief), dynamic_ncols=True)
+    t0 = window_t = time.perf_counter()
+    last_loss, seen, window_n, rate = float("nan"), 0, 0, 0.0
     result: dict = {"train_dir": train_dir}
     iterator = iter(ds)
     try:
-        while int(step_var.numpy()) < total_steps:
+        while int(optimizer.iterations.numpy()) < total_steps:
             try:
-                batch = next(iterator)
+                inputs, labels = next(iterator)
             except StopIteration:
                 break
             except tf.errors.OpError as err:
                 raise data_error(err, train_data_pattern) from None
-            loss = float(step_fn(runs.model_inputs(batch, config), batch["labels"]))
-            step = int(step_var.numpy())
+            loss = float(step_fn(inputs, labels))
+            step = int(optimizer.iterations.numpy())
             if not math.isfinite(loss):
                 raise UsageError(
                     f"loss became {loss} at step {step}; stopped without saving, the last good checkpoint "
-                    f"({manager.latest_checkpoint or 'none'}) is kept: lower --base_learning_rate"
+                    f"({latest_checkpoint(train_dir) or 'none'}) is kept: lower --base_learning_rate"
                 )
-            n = int(batch["labels"].shape[0])
-            seen += n
-            window_n += n
+            seen += global_batch
+            window_n += global_batch
             last_loss = loss
             bar.update(1)
-            if step % max(int(log_steps), 1) == 0:
+            if chief and step % max(int(log_steps), 1) == 0:
                 now = time.perf_counter()
                 rate = window_n / max(now - window_t, 1e-9)
                 window_t, window_n = now, 0
@@ -255,13 +289,11 @@ def train(
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("learning_rate", lr)
                     tf.summary.scalar("examples_per_second", rate)
-                _append_history(
-                    history_path,
-                    {"step": step, "loss": loss, "learning_rate": lr, "examples_per_s": rate},
-                )
+                _append_history(history_path, {"step": step, "loss": loss, "learning_rate": lr,
+                                               "examples_per_s": rate})
             if step % max(int(checkpoint_steps), 1) == 0:
                 manager.save(checkpoint_number=step)
-            if validate_data_pattern and validate_steps and step % int(validate_steps) == 0:
+            if chief and validate_data_pattern and validate_steps and step % int(validate_steps) == 0:
                 gap = _validate(net, config, validate_data_pattern, validate_max_videos)
                 bar.write(f"step {step}: validation GAP {gap:.4f}")
                 _append_history(history_path, {"step": step, "validation_gap": gap})
@@ -269,15 +301,21 @@ def train(
                     tf.summary.scalar("validation_gap", gap)
     except KeyboardInterrupt:
         bar.close()
-        manager.save(checkpoint_number=int(step_var.numpy()))
-        print(f"interrupted: saved step {int(step_var.numpy())}; re-run the same command to resume")
+        manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
+        print(f"interrupted: saved step {int(optimizer.iterations.numpy())}; re-run the same command to resume")
         raise
     bar.close()
-    step = int(step_var.numpy())
-    if step > start_step and step % max(int(log_steps), 1):
-        _append_history(history_path, {"step": step, "loss": last_loss, "examples_per_s": rate})
+    step = int(optimizer.iterations.numpy())
     if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
         manager.save(checkpoint_number=step)
+    distribute.discard(ckpt_dir, chief)
+    result.update(step=step, loss=last_loss, weights_fingerprint=_fingerprint(net))
+    elapsed = time.perf_counter() - t0
+    result["examples_per_s"] = seen / elapsed if seen else 0.0
+    if not chief:
+        return result
+    if step > start_step and step % max(int(log_steps), 1):
+        _append_history(history_path, {"step": step, "loss": last_loss, "examples_per_s": rate})
     if validate_data_pattern:
         result["gap"] = _validate(net, config, validate_data_pattern, validate_max_videos)
         _append_history(history_path, {"step": step, "validation_gap": result["gap"]})
@@ -285,14 +323,26 @@ def train(
     with atomic_path(runs.path(train_dir, runs.MODEL_FILE)) as tmp:
         net.save(tmp)  # the temporary name keeps the .keras suffix keras requires
     _plot_history(history_path, runs.path(train_dir, runs.CURVE_FILE))
-    elapsed = time.perf_counter() - t0
-    result.update(step=step, loss=last_loss, examples_per_s=seen / elapsed if seen else 0.0)
     if report.skipped:
         print(report.summary())
-    print(
-        f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}"
-    )
+    print(f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}")
     return result
+
+
+def latest_checkpoint(train_dir: str) -> str | None:
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(runs.path(train_dir, runs.CHECKPOINT_DIR))
+
+
+def _fingerprint(net) -> str:
+    """A digest of all weights: equal on every worker of a synchronous run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for w in net.weights:
+        digest.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _as_list(value) -> list[str]:

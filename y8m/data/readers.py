@@ -87,8 +87,8 @@ def read_frames(
     Returns:
         A dataset of dicts: `id` [B] string, each feature [B, T, D] float32 dequantised with
         the official formula (padding is exactly 0.0), `num_frames` [B] int32 (valid leading
-        rows of the feature tensors) and `labels` [B, C] float32 multi-hot. T is `max_frames`
-        for "ordered" and `num_samples` otherwise.
+        rows of the feature tensors) and `labels` [B, C] float32 multi-hot. T is the batch's
+        longest video (at most `max_frames`) for "ordered" and `num_samples` otherwise.
     """
     if sample not in SAMPLE_MODES:
         raise UsageError(f"unknown frame sampling {sample!r}: use one of {', '.join(SAMPLE_MODES)}")
@@ -388,6 +388,9 @@ def _frame_indices(n0: tf.Tensor, sample: str, frames: int, seed: int | None):
     batch = tf.shape(n0)[0]
     has = n0 > 0
     if sample == "ordered":
+        # Pad only to the longest video of the batch (at most max_frames): recurrent and
+        # averaging models then skip work on padding that no video in the batch needs.
+        frames = tf.maximum(tf.reduce_max(n0), 1)
         idx = tf.broadcast_to(tf.range(frames, dtype=tf.int32)[None, :], [batch, frames])
         valid = idx < n0[:, None]
         return idx, valid, n0

@@ -1,0 +1,526 @@
+"""`y8m extras milnce ...` subcommands (and `y8m bench milnce`); torch is imported on use."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from y8m.errors import UsageError
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"--{flag} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_positive(**flags: float) -> None:
+    for name, value in flags.items():
+        if value is None or value <= 0:
+            raise UsageError(f"--{name} must be > 0, got {value!r}")
+
+
+def _write_json(path: str, result: dict) -> None:
+    from y8m.fileio import atomic_open
+
+    with atomic_open(path) as f:
+        json.dump(result, f, indent=2)
+
+
+class Commands:
+    """MIL-NCE: train S3D + sentence encoder on narrated clips, embed, evaluate, probe."""
+
+    def train(
+        self,
+        train_dir: str = "",
+        videos: str = "",
+        captions: str = "",
+        dictionary: str = "",
+        video_root: str = "",
+        epochs: int = 150,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        warmup_steps: int = 5000,
+        loss: str = "released",
+        num_candidates: int = 4,
+        num_frames: int = 16,
+        fps: float = 5.0,
+        video_size: int = 224,
+        min_time: float = 5.0,
+        max_words: int = 20,
+        lowercase: bool = False,
+        crop: str = "random",
+        flip: bool = True,
+        short_side: int = 0,
+        space_to_depth: bool = False,
+        mask_padding: bool = False,
+        weight_init: str = "default",
+        word_vectors: str = "",
+        freeze_word_embedding: bool = True,
+        num_workers: int = 4,
+        seed: int = 1,
+        checkpoint_every: int = 1,
+        keep_checkpoints: int = 10,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> dict:
+        """Trains S3D and the sentence encoder with MIL-NCE on narrated videos (resumes if possible).
+
+        Run under `torchrun --nproc_per_node=N -m extras.milnce.train ...` for several processes.
+
+        Args:
+            train_dir: run directory; checkpoints epochNNNN.pth.tar, config.json, history.json.
+                Re-running with the same directory resumes from its newest checkpoint.
+            videos: glob of video files, or a CSV with a video_path column (see --video_root).
+            captions: directory of <video_id>.csv (start,end,text) or a caption.json file.
+            dictionary: words file (.npy) from `y8m extras milnce dictionary` (new runs only).
+            video_root: directory the video_path column of a --videos CSV is relative to.
+            epochs: passes over the videos (one random clip per video per epoch).
+            batch_size: global batch of clips, split evenly over processes.
+            lr: Adam learning rate.
+            warmup_steps: linear warm-up steps before the per-step cosine decay.
+            loss: MIL-NCE form: released (positives in row and column, floor log 2) or paper (eq. 6.1).
+            num_candidates: K captions nearest in time used as positive candidates.
+            num_frames: frames per clip.
+            fps: frames per second sampled from the video.
+            video_size: side of the square crop in pixels.
+            min_time: captions shorter than this (seconds) are widened before drawing the clip.
+            max_words: words kept per caption.
+            lowercase: lower-case captions before looking words up.
+            crop: random (native size, random square) or center (short side scaled, centre square).
+            flip: random horizontal flips.
+            short_side: scale the short side to this many pixels before a random crop (0 = native).
+            space_to_depth: use the released space-to-depth first layer instead of the 3x7x7 conv.
+            mask_padding: leave padding tokens out of the sentence max-pool.
+            weight_init: default (PyTorch) or kaiming_normal.
+            word_vectors: word2vec file (.bin, text, gensim .kv or aligned .pth) to initialise words.
+            freeze_word_embedding: keep word vectors from --word_vectors fixed.
+            num_workers: decoding processes per training process.
+            seed: random seed (sampling depends only on seed, epoch and video index).
+            checkpoint_every: save every this many epochs (and always after the last).
+            keep_checkpoints: newest checkpoints kept.
+            device: auto, cpu or cuda.
+            progress: show a progress bar.
+        """
+        if not train_dir or not videos or not captions:
+            raise UsageError("--train_dir, --videos and --captions are required")
+        _check_choice("loss", loss, ("released", "paper"))
+        _check_choice("crop", crop, ("random", "center"))
+        _check_choice("weight_init", weight_init, ("default", "kaiming_normal"))
+        _check_positive(lr=lr, fps=fps, checkpoint_every=checkpoint_every)
+        if warmup_steps < 0 or num_workers < 0 or short_side < 0:
+            raise UsageError("--warmup_steps, --num_workers and --short_side must be >= 0")
+        from extras.milnce.checkpoint import ModelConfig
+        from extras.milnce.train import TrainConfig
+        from extras.milnce.train import train as run_training
+
+        config = TrainConfig(
+            train_dir=train_dir,
+            videos=videos,
+            captions=captions,
+            dictionary=dictionary,
+            video_root=video_root,
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            lr=float(lr),
+            warmup_steps=int(warmup_steps),
+            loss=loss,
+            num_candidates=int(num_candidates),
+            num_frames=int(num_frames),
+            fps=float(fps),
+            video_size=int(video_size),
+            min_time=float(min_time),
+            max_words=int(max_words),
+            lowercase=bool(lowercase),
+            crop=crop,
+            flip=bool(flip),
+            short_side=int(short_side),
+            word_vectors=word_vectors,
+            freeze_word_embedding=bool(freeze_word_embedding),
+            num_workers=int(num_workers),
+            seed=int(seed),
+            checkpoint_every=int(checkpoint_every),
+            keep_checkpoints=int(keep_checkpoints),
+            device=device,
+            progress=bool(progress),
+        )
+        model_config = ModelConfig(
+            space_to_depth=bool(space_to_depth),
+            mask_padding=bool(mask_padding),
+            weight_init=weight_init,
+        )
+        result = run_training(config, model_config)
+        if result["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
+            print(
+                f"trained {result['epochs']} epochs ({result['steps']} steps): loss "
+                f"{result['first_loss']:.4f} -> {result['last_loss']:.4f}; "
+                f"skipped {result['skipped']}; checkpoint {result['checkpoint']}"
+            )
+        return result
+
+    def embed(
+        self,
+        checkpoint: str = "",
+        output: str = "",
+        videos: str = "",
+        sentences: str = "",
+        dictionary: str = "",
+        feature: str = "video_embedding",
+        num_windows: int = 10,
+        num_frames: int = 16,
+        fps: float = 5.0,
+        video_size: int = 224,
+        max_words: int = 30,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> dict:
+        """Embeds videos (mean over windows) or sentences into a .npy matrix.
+
+        Args:
+            checkpoint: checkpoint file, run directory (newest checkpoint) or released .pth.
+            output: .npy to write [N, D]; row names go to the same path with .txt.
+            videos: glob of videos; each is covered by --num_windows evenly spaced windows.
+            sentences: text file with one sentence per line (instead of --videos).
+            dictionary: words file; required for a released plain state_dict.
+            feature: video_embedding (joint space, 512-d) or mixed_5c (1024-d trunk feature).
+            num_windows: windows averaged per video.
+            num_frames: frames per window.
+            fps: frames per second sampled.
+            video_size: centre crop side in pixels.
+            max_words: words kept per sentence.
+            batch_size: videos per batch.
+            num_workers: decoding processes.
+            device: auto, cpu or cuda.
+            progress: show a progress bar.
+        """
+        if not checkpoint or not output:
+            raise UsageError("--checkpoint and --output are required")
+        if bool(videos) == bool(sentences):
+            raise UsageError("pass exactly one of --videos (a glob) or --sentences (a text file)")
+        if not output.endswith(".npy"):
+            raise UsageError(f"--output must end in .npy, got {output!r}")
+        _check_choice("feature", feature, ("video_embedding", "mixed_5c"))
+        _check_positive(
+            num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
+        )
+        import numpy as np
+
+        from extras.milnce.checkpoint import load_model
+        from extras.milnce.data import ClipWindows
+        from extras.milnce.inference import embed_sentences, extract_windows, resolve_device
+        from y8m.fileio import atomic_open, atomic_path, expand_pattern
+
+        model, tokenizer, _ = load_model(
+            checkpoint,
+            dictionary or None,
+            device=resolve_device(device),
+            require_dictionary=bool(sentences),
+        )
+        if sentences:
+            if not os.path.isfile(sentences):
+                raise UsageError(f"--sentences {sentences!r} not found")
+            with open(sentences, encoding="utf-8") as f:
+                names = [line.rstrip("\n") for line in f if line.strip()]
+            matrix = embed_sentences(model, tokenizer, names, max_words=int(max_words))
+            skipped: list[str] = []
+        else:
+            paths = expand_pattern(videos, "videos")
+            dataset = ClipWindows(
+                paths,
+                num_windows=int(num_windows),
+                num_frames=int(num_frames),
+                fps=float(fps),
+                size=int(video_size),
+            )
+            windows, ok = extract_windows(
+                model, dataset, feature, int(batch_size), int(num_workers), progress
+            )
+            matrix = windows.mean(axis=1)[ok]
+            names = [p for p, good in zip(paths, ok) if good]
+            skipped = [p for p, good in zip(paths, ok) if not good]
+        with atomic_path(output) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, matrix.astype(np.float32))
+        index = output[: -len(".npy")] + ".txt"
+        with atomic_open(index) as f:
+            f.writelines(f"{name}\n" for name in names)
+        print(f"wrote {matrix.shape[0]} x {matrix.shape[1]} to {output} (rows named in {index})")
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable videos, e.g. {skipped[:3]}")
+        return {
+            "output": output,
+            "index": index,
+            "rows": int(matrix.shape[0]),
+            "dim": int(matrix.shape[1]),
+            "skipped": len(skipped),
+        }
+
+    def eval(
+        self,
+        checkpoint: str = "",
+        clips: str = "",
+        video_root: str = "",
+        dictionary: str = "",
+        output: str = "",
+        num_windows: int = 10,
+        num_frames: int = 16,
+        fps: float = 5.0,
+        video_size: int = 224,
+        max_words: int = 30,
+        batch_size: int = 16,
+        num_workers: int = 2,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> dict:
+        """Zero-shot text->video and video->text retrieval (R@1/5/10, median rank) over a clip set.
+
+        Args:
+            checkpoint: checkpoint file, run directory (newest checkpoint) or released .pth.
+            clips: CSV with video_id (or video_path), start, end, text; one row per clip.
+            video_root: where videos are found (<root>/**/<video_id>.<ext>, or video_path base).
+            dictionary: words file; required for a released plain state_dict.
+            output: optional JSON file for the metrics.
+            num_windows: windows averaged per clip (10 in the YouCook2 protocol).
+            num_frames: frames per window.
+            fps: frames per second sampled.
+            video_size: centre crop side in pixels.
+            max_words: words kept per caption.
+            batch_size: clips per batch.
+            num_workers: decoding processes.
+            device: auto, cpu or cuda.
+            progress: show a progress bar.
+        """
+        if not checkpoint or not clips:
+            raise UsageError("--checkpoint and --clips are required")
+        _check_positive(
+            num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
+        )
+        from extras.milnce.checkpoint import load_model
+        from extras.milnce.data import read_clip_csv
+        from extras.milnce.evaluate import evaluate_retrieval
+        from extras.milnce.inference import resolve_device
+
+        table = read_clip_csv(clips, video_root)
+        model, tokenizer, _ = load_model(
+            checkpoint, dictionary or None, device=resolve_device(device)
+        )
+        result = evaluate_retrieval(
+            model,
+            tokenizer,
+            table,
+            num_windows=int(num_windows),
+            num_frames=int(num_frames),
+            fps=float(fps),
+            size=int(video_size),
+            max_words=int(max_words),
+            batch_size=int(batch_size),
+            num_workers=int(num_workers),
+            progress=progress,
+        )
+        print(f"{'direction':<16}{'R@1':>8}{'R@5':>8}{'R@10':>8}{'MedR':>8}{'clips':>8}")
+        for direction in ("text_to_video", "video_to_text"):
+            m = result[direction]
+            print(
+                f"{direction:<16}{m['r1']:>8.4f}{m['r5']:>8.4f}{m['r10']:>8.4f}"
+                f"{m['median_rank']:>8.1f}{m['num_queries']:>8d}"
+            )
+        if result["skipped"]:
+            print(
+                f"skipped {result['skipped']} clips with unreadable videos, e.g. {result['skipped_paths'][:3]}"
+            )
+        if output:
+            _write_json(output, result)
+        return result
+
+    def probe(
+        self,
+        checkpoint: str = "",
+        labels: str = "",
+        video_root: str = "",
+        splits: str = "",
+        num_windows: int = 10,
+        num_frames: int = 16,
+        fps: float = 0.0,
+        video_size: int = 224,
+        C: float = 100.0,
+        output: str = "",
+        batch_size: int = 8,
+        num_workers: int = 2,
+        device: str = "auto",
+        progress: bool = True,
+    ) -> dict:
+        """Linear-probe action recognition: linear SVM on frozen mixed_5c features, top-1 per split.
+
+        Args:
+            checkpoint: checkpoint file, run directory (newest checkpoint) or released .pth.
+            labels: CSV with video_id (or video_path), label and split columns (1 train, 2 test, 0 unused).
+            video_root: where videos are found (<root>/**/<video_id>.<ext>, or video_path base).
+            splits: comma-separated split columns to use (default: every column named split*).
+            num_windows: windows per video, evenly spaced over the whole video.
+            num_frames: frames per window.
+            fps: frames per second sampled; 0 = the video's own rate (released protocol).
+            video_size: centre crop side in pixels.
+            C: SVM regularisation constant.
+            output: optional JSON file for the accuracies.
+            batch_size: videos per batch.
+            num_workers: decoding processes.
+            device: auto, cpu or cuda.
+            progress: show a progress bar.
+        """
+        if not checkpoint or not labels:
+            raise UsageError("--checkpoint and --labels are required")
+        _check_positive(num_windows=num_windows, num_frames=num_frames, C=C, batch_size=batch_size)
+        if fps < 0:
+            raise UsageError(f"--fps must be >= 0 (0 = native rate), got {fps}")
+        import numpy as np
+
+        from extras.milnce.checkpoint import load_model
+        from extras.milnce.data import ClipWindows
+        from extras.milnce.inference import extract_windows, resolve_device
+        from extras.milnce.probe import probe_split, read_label_csv
+
+        table, split_names = read_label_csv(labels, video_root)
+        if splits:
+            wanted = [s.strip() for s in str(splits).split(",") if s.strip()]
+            unknown = sorted(set(wanted) - set(split_names))
+            if unknown:
+                raise UsageError(f"--splits {unknown} not in {labels!r} (has {split_names})")
+            split_names = wanted
+        model, _, _ = load_model(
+            checkpoint, device=resolve_device(device), require_dictionary=False
+        )
+        dataset = ClipWindows(
+            table["path"].tolist(),
+            num_windows=int(num_windows),
+            num_frames=int(num_frames),
+            fps=float(fps) or None,
+            size=int(video_size),
+        )
+        features, ok = extract_windows(
+            model, dataset, "mixed_5c", int(batch_size), int(num_workers), progress
+        )
+        classes = sorted(set(table["label"]))
+        label_ids = np.array([classes.index(label) for label in table["label"]])
+        result: dict = {"splits": {}, "skipped": int((~ok).sum()), "num_classes": len(classes)}
+        for name in split_names:
+            split = np.where(ok, table[name].to_numpy(), 0)
+            result["splits"][name] = probe_split(features, label_ids, split, C=float(C))
+        result["mean_top1"] = float(np.mean([r["top1"] for r in result["splits"].values()]))
+        print(f"{'split':<10}{'top-1':>8}{'train':>8}{'test':>8}")
+        for name, r in result["splits"].items():
+            print(f"{name:<10}{r['top1']:>8.4f}{r['num_train']:>8d}{r['num_test']:>8d}")
+        print(f"{'mean':<10}{result['mean_top1']:>8.4f}")
+        if result["skipped"]:
+            print(f"skipped {result['skipped']} unreadable videos")
+        if output:
+            _write_json(output, result)
+        return result
+
+    def dictionary(
+        self,
+        captions: str = "",
+        output: str = "",
+        min_count: int = 1,
+        max_size: int = 66249,
+        lowercase: bool = False,
+    ) -> dict:
+        """Builds a word dictionary (.npy, id = index + 1) from caption files.
+
+        Args:
+            captions: directory of <video_id>.csv (start,end,text) or a caption.json file.
+            output: .npy file to write.
+            min_count: keep words seen at least this often.
+            max_size: keep the most frequent words up to this many (66249 fits the released table).
+            lowercase: lower-case captions first (train with the same --lowercase).
+        """
+        if not captions or not output:
+            raise UsageError("--captions and --output are required")
+        _check_positive(min_count=min_count, max_size=max_size)
+        from extras.milnce.captions import CaptionStore
+        from extras.milnce.text import build_dictionary, save_dictionary
+
+        words = build_dictionary(
+            CaptionStore(captions).all_text(), int(min_count), int(max_size), bool(lowercase)
+        )
+        if not words:
+            raise UsageError(f"no words found in {captions!r}")
+        save_dictionary(words, output)
+        print(f"wrote {len(words)} words to {output}")
+        return {"output": output, "words": len(words)}
+
+    def toy(self, output_dir: str = "", num_videos: int = 8, num_colours: int = 0) -> dict:
+        """Writes a tiny generated narrated-video set (colours named in captions) for trying things out.
+
+        Args:
+            output_dir: directory to create (videos/, captions/, caption.json, clips.csv, labels.csv, dict.npy).
+            num_videos: number of videos.
+            num_colours: distinct colours (0 = one per video, at most 12); repeats make probe test videos.
+        """
+        if not output_dir:
+            raise UsageError("--output_dir is required")
+        _check_positive(num_videos=num_videos)
+        from extras.milnce.toy import make_toy_dataset
+
+        paths = make_toy_dataset(output_dir, int(num_videos), int(num_colours) or None)
+        print(f"wrote {num_videos} videos and their captions under {output_dir}")
+        return paths
+
+    def bench(
+        self,
+        batch_size: int = 4,
+        num_frames: int = 16,
+        video_size: int = 224,
+        steps: int = 3,
+        warmup: int = 1,
+        space_to_depth: bool = False,
+        device: str = "auto",
+        num_videos: int = 16,
+        num_workers: int = 2,
+        loader_batches: int = 8,
+        threads: int = 0,
+    ) -> None:
+        """Benchmarks MIL-NCE training: S3D train-step clips/s and the loader's decoded clips/s.
+
+        Prints a table, then one JSON line (train_clips_per_s, loader_clips_per_s, ...).
+
+        Args:
+            batch_size: clips per step and per loader batch.
+            num_frames: frames per clip.
+            video_size: clip side in pixels.
+            steps: timed training steps (median reported).
+            warmup: untimed training steps first.
+            space_to_depth: time the released space-to-depth variant.
+            device: auto, cpu or cuda.
+            num_videos: generated mp4s (256x320, 8 s, 25 fps) for the loader.
+            num_workers: loader decoding processes.
+            loader_batches: timed loader batches.
+            threads: torch CPU threads (0 = torch's default).
+        """
+        _check_positive(
+            batch_size=batch_size,
+            num_frames=num_frames,
+            video_size=video_size,
+            steps=steps,
+            num_videos=num_videos,
+            loader_batches=loader_batches,
+        )
+        if warmup < 0 or num_workers < 0 or threads < 0:
+            raise UsageError("--warmup, --num_workers and --threads must be >= 0")
+        if num_videos < batch_size:
+            raise UsageError(f"--num_videos ({num_videos}) must be >= --batch_size ({batch_size})")
+        from extras.milnce.bench import run_bench
+
+        run_bench(
+            batch_size=int(batch_size),
+            num_frames=int(num_frames),
+            size=int(video_size),
+            steps=int(steps),
+            warmup=int(warmup),
+            space_to_depth=bool(space_to_depth),
+            device=device,
+            num_videos=int(num_videos),
+            num_workers=int(num_workers),
+            loader_batches=int(loader_batches),
+            threads=int(threads),
+        )

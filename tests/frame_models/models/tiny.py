@@ -1,0 +1,40 @@
+"""Tiny model settings and inputs shared by the model tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import frame_models
+
+NUM_CLASSES = 10
+TINY = {"cluster_size": 4, "hidden_size": 8, "rnn_cells": 8, "feature_sizes": [16, 8]}
+FRAME_SIZES = {"rgb": 16, "audio": 8}
+VIDEO_SIZES = {"mean_rgb": 16, "mean_audio": 8}
+
+
+def is_frame_level(name: str) -> bool:
+    return frame_models.input_mode(name)["frame_level"]
+
+
+def frame_batch(rng, num_frames=(6, 2, 0), steps=6) -> dict[str, np.ndarray]:
+    """Frame-level inputs: zero padding after each video's frames, as the readers give them."""
+    num_frames = np.asarray(num_frames, "int32")
+    batch = {"num_frames": num_frames}
+    real = np.arange(steps)[None, :, None] < num_frames[:, None, None]
+    for name, size in FRAME_SIZES.items():
+        batch[name] = (rng.normal(size=(len(num_frames), steps, size)) * real).astype("float32")
+    return batch
+
+
+def video_batch(rng, batch=3) -> dict[str, np.ndarray]:
+    return {
+        name: rng.normal(size=(batch, size)).astype("float32") for name, size in VIDEO_SIZES.items()
+    }
+
+
+def batch_for(name: str, rng) -> dict[str, np.ndarray]:
+    return frame_batch(rng) if is_frame_level(name) else video_batch(rng)
+
+
+def labels(rng, batch=3) -> np.ndarray:
+    return (rng.random((batch, NUM_CLASSES)) < 0.3).astype("float32")

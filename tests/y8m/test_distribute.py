@@ -1,0 +1,58 @@
+"""Two CPU workers on loopback ports train synchronously with MultiWorkerMirroredStrategy."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+WORKER = """
+import json, sys
+from y8m.train import train
+result = train(model="average_logistic", train_data_pattern=sys.argv[1], train_dir=sys.argv[2],
+               batch_size=4, max_steps=4, checkpoint_steps=2, num_classes=64, strategy="multi_worker",
+               progress=False)
+json.dump(result, open(sys.argv[3], "w"))
+"""
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    pattern = str(synth_dir / "frame" / "train*.tfrecord")
+    run_dir = tmp_path / "run"
+    procs, outs = [], []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        out = tmp_path / f"worker{index}.json"
+        outs.append(out)
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, pattern, str(run_dir), str(out)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=400)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), logs[0][-2000:] + logs[1][-2000:]
+    results = [json.loads(o.read_text()) for o in outs]
+    assert results[0]["step"] == results[1]["step"] == 4
+    assert results[0]["weights_fingerprint"] == results[1]["weights_fingerprint"]
+    # only the chief wrote the run directory
+    assert (run_dir / "model.keras").exists() and (run_dir / "checkpoints").exists()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["train"]["replicas"] == 2 and config["train"]["global_batch_size"] == 8
+
+    from y8m.train import train
+
+    resumed = train(model="average_logistic", train_data_pattern=pattern, train_dir=str(run_dir), batch_size=8,
+                    max_steps=6, num_classes=64, progress=False)
+    assert resumed["step"] == 6
