@@ -206,20 +206,26 @@ class Submission:
 
 
 class Extras:
-    """Research extras: milnce (S3D + MIL-NCE), howto100m (joint embedding), bcfw (clustering)."""
+    """Research extras: milnce (S3D + MIL-NCE), howto100m (joint embedding), bcfw (clustering).
 
+    The command modules import torch only inside their commands, so help works without it.
+    """
+
+    @property
     def milnce(self):
         """MIL-NCE video-text training with S3D (PyTorch)."""
         from extras.milnce.commands import Commands
 
         return _quiet(Commands)()
 
+    @property
     def howto100m(self):
         """HowTo100M text-video joint embedding (PyTorch)."""
         from extras.howto100m.commands import Commands
 
         return _quiet(Commands)()
 
+    @property
     def bcfw(self):
         """Discriminative clustering with block-coordinate Frank-Wolfe (numpy/scipy)."""
         from extras.bcfw.commands import Commands

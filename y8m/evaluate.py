@@ -21,6 +21,9 @@ def evaluate(
     segments: bool = False,
     output_file: str | None = None,
     skip_corrupt: bool = False,
+    num_workers: int | None = None,
+    worker_index: int | None = None,
+    merge_timeout: float = 3600.0,
     progress: bool = True,
 ) -> dict:
     """Evaluates the run in TRAIN_DIR on every video of EVAL_DATA_PATTERN.
@@ -36,6 +39,9 @@ def evaluate(
         output_file: with --segments, where the segment submission goes
             (default TRAIN_DIR/segments_submission.csv).
         skip_corrupt: skip damaged shard tails instead of stopping.
+        num_workers, worker_index: split the input files over workers (default: from
+            TF_CONFIG, else one worker); worker 0 merges their metrics and writes eval.json.
+        merge_timeout: seconds worker 0 waits for the other workers.
 
     Returns:
         dict with gap, hit_at_one, perr, map, loss, num_videos (written to TRAIN_DIR/eval.json).
@@ -61,6 +67,9 @@ def evaluate(
             output_file=output_file,
             progress=progress,
         )
+    from y8m import sharding
+
+    total, index = sharding.resolve(num_workers, worker_index)
     model, config = runs.load_model(train_dir)
     evaluator = Evaluator(int(config["num_classes"]), top_k=int(top_k))
     report = CorruptReport()
@@ -71,6 +80,7 @@ def evaluate(
         batch_size=int(batch_size),
         skip_corrupt=skip_corrupt,
         report=report,
+        shard=(total, index) if total > 1 else None,
     )
     predict_fn = _compiled_predict(model)
     loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
@@ -86,6 +96,12 @@ def evaluate(
         if max_videos and seen >= int(max_videos):
             break
     bar.close()
+    if total > 1:
+        evaluator, loss_sum, seen = _merge_workers(evaluator, loss_sum, seen, train_dir, total, index,
+                                                   merge_timeout)
+        if evaluator is None:
+            print(f"worker {index}/{total}: evaluated {seen} videos; worker 0 merges")
+            return {"num_videos": seen, "worker_index": index}
     if seen == 0:
         raise UsageError(f"no videos read from {eval_data_pattern!r}")
     result = {k: float(v) for k, v in evaluator.result().items()}
@@ -106,6 +122,39 @@ def evaluate(
     with atomic_open(runs.path(train_dir, runs.EVAL_FILE), "w") as f:
         json.dump(result, f, indent=2)
     return result
+
+
+def _merge_workers(evaluator, loss_sum, seen, train_dir, total, index, timeout):
+    """Saves this worker's evaluator state; worker 0 merges every worker's. Returns
+    (merged evaluator or None on other workers, total loss sum, total videos)."""
+    import os
+    import shutil
+
+    from y8m import sharding
+    from y8m.fileio import atomic_path
+
+    folder = runs.path(train_dir, "eval-parts")
+    os.makedirs(folder, exist_ok=True)
+    state = evaluator.state()
+    state["loss"] = np.array([loss_sum, seen], np.float64)
+    mine = sharding.part_path(os.path.join(folder, "eval"), index, total, ".npz")
+    with atomic_path(mine) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **state)
+    if index != 0:
+        return None, loss_sum, seen
+    parts = [sharding.part_path(os.path.join(folder, "eval"), i, total, ".npz") for i in range(total)]
+    sharding.wait_for(parts, timeout)
+    merged = type(evaluator)(evaluator.num_classes, top_k=evaluator.top_k)
+    loss_sum, seen = 0.0, 0
+    for part in parts:
+        with np.load(part) as data:
+            state = {k: data[k] for k in data.files}
+        merged.merge(state)
+        loss_sum += float(state["loss"][0])
+        seen += int(state["loss"][1])
+    shutil.rmtree(folder, ignore_errors=True)
+    return merged, loss_sum, seen
 
 
 def _compiled_predict(model):

@@ -379,6 +379,35 @@ class Evaluator:
         self._perr_sum += float(np.sum(_perr_per_video(index, scores, values, num_labels)))
         self._num_videos += len(predictions)
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything accumulated, as arrays (for saving): `merge` on another evaluator adds it.
+
+        Workers that evaluate disjoint shards save their state; one merges them all, and the
+        result equals evaluating every video in one process.
+        """
+        k = min(self.top_k, self.num_classes)
+        empty = (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros((0, k), bool))
+        return {
+            "classes": np.concatenate(self._classes) if self._classes else empty[0],
+            "scores": np.concatenate(self._scores) if self._scores else empty[1],
+            "hits": np.concatenate(self._hits) if self._hits else empty[2],
+            "positives": self._positives.copy(),
+            "sums": np.array([self._hit_at_one_sum, self._perr_sum, self._num_videos], np.float64),
+        }
+
+    def merge(self, state: dict[str, np.ndarray]) -> None:
+        """Adds the `state()` of an evaluator that saw other videos."""
+        if np.asarray(state["positives"]).shape != (self.num_classes,):
+            raise ValueError("cannot merge evaluators of different num_classes")
+        self._classes.append(np.asarray(state["classes"]))
+        self._scores.append(np.asarray(state["scores"]))
+        self._hits.append(np.asarray(state["hits"], bool))
+        self._positives += np.asarray(state["positives"], np.float64)
+        hit_sum, perr_sum, n = (float(v) for v in state["sums"])
+        self._hit_at_one_sum += hit_sum
+        self._perr_sum += perr_sum
+        self._num_videos += int(n)
+
     def result(self) -> dict:
         """The metrics so far: `gap`, `hit_at_one`, `perr`, `map` (floats) and `num_videos`."""
         n = self._num_videos

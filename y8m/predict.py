@@ -24,6 +24,9 @@ def predict(
     segment_max_pred: int = 100_000,
     segment_label_ids: str | None = None,
     skip_corrupt: bool = False,
+    num_workers: int | None = None,
+    worker_index: int | None = None,
+    merge_timeout: float = 3600.0,
     progress: bool = True,
 ) -> dict:
     """Writes each video's top-K classes and scores for every record of INPUT_DATA_PATTERN.
@@ -42,6 +45,9 @@ def predict(
         segment_max_pred: segments kept per class with --segments.
         segment_label_ids: the rated-class list (segment_label_ids.csv) for --segments.
         skip_corrupt: skip damaged shard tails instead of stopping.
+        num_workers, worker_index: split the input files over workers (default: from
+            TF_CONFIG, else one worker); worker 0 merges the parts into OUTPUT_FILE.
+        merge_timeout: seconds worker 0 waits for the other workers' parts.
 
     Returns:
         dict with `output_file`, `num_videos`, `videos_per_s` (and `csv_file`).
@@ -74,6 +80,9 @@ def predict(
             segment_label_ids=segment_label_ids,
             progress=progress,
         )
+    from y8m import sharding
+
+    total, index = sharding.resolve(num_workers, worker_index)
     model, config = runs.load_model(train_dir)
     name = model_name or os.path.basename(os.path.normpath(train_dir))
     split = split or _guess_split(input_data_pattern)
@@ -85,11 +94,14 @@ def predict(
         batch_size=int(batch_size),
         skip_corrupt=skip_corrupt,
         report=report,
+        shard=(total, index) if total > 1 else None,
     )
     predict_fn = _compiled_predict(model)
     seen, t0, keep_labels = 0, time.perf_counter(), None
+    final_path = output_file if os.path.splitext(os.path.basename(output_file))[1] else output_file + ".parquet"
+    part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
     writer = PredictionWriter(
-        output_file,
+        part,
         model_name=name,
         split=split,
         num_classes=int(config["num_classes"]),
@@ -109,6 +121,14 @@ def predict(
             bar.update(len(ids))
     bar.close()
     elapsed = time.perf_counter() - t0
+    if total > 1:
+        if index != 0:
+            print(f"worker {index}/{total}: wrote {seen} videos to {part}; worker 0 merges")
+            return {"output_file": part, "num_videos": seen, "videos_per_s": seen / max(elapsed, 1e-9)}
+        parts = [sharding.part_path(final_path, i, total, ".parquet") for i in range(total)]
+        sharding.wait_for(parts, merge_timeout)
+        seen = sharding.merge_prediction_parts(parts, final_path)
+        writer.path = final_path
     result = {
         "output_file": writer.path,
         "num_videos": seen,

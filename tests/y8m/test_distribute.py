@@ -56,3 +56,44 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
     resumed = train(model="average_logistic", train_data_pattern=pattern, train_dir=str(run_dir), batch_size=8,
                     max_steps=6, num_classes=64, progress=False)
     assert resumed["step"] == 6
+
+
+def test_sharded_eval_and_predict_equal_a_single_worker(synth_dir, tmp_path):
+    import threading
+
+    from y8m.evaluate import evaluate
+    from y8m.predict import predict
+    from y8m.predictions import load_predictions
+    from y8m.train import train
+
+    run = tmp_path / "run"
+    train(model="average_logistic", train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
+          train_dir=str(run), batch_size=8, max_steps=2, num_classes=64, progress=False)
+    pattern = str(synth_dir / "frame" / "validate*.tfrecord")
+    single = evaluate(train_dir=str(run), eval_data_pattern=pattern, progress=False)
+    whole = predict(train_dir=str(run), input_data_pattern=pattern, output_file=str(tmp_path / "one"),
+                    progress=False)
+    results = {}
+
+    def worker(i):
+        results[("eval", i)] = evaluate(train_dir=str(run), eval_data_pattern=pattern, num_workers=2,
+                                        worker_index=i, merge_timeout=120, progress=False)
+        results[("predict", i)] = predict(train_dir=str(run), input_data_pattern=pattern,
+                                          output_file=str(tmp_path / "two"), num_workers=2, worker_index=i,
+                                          merge_timeout=120, progress=False)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged = results[("eval", 0)]
+    assert merged["num_videos"] == single["num_videos"] == 32
+    for key in ("gap", "hit_at_one", "perr", "map", "loss"):
+        assert merged[key] == pytest.approx(single[key], abs=1e-6)
+    a, b = load_predictions(whole["output_file"]), load_predictions(results[("predict", 0)]["output_file"])
+    assert sorted(a.ids) == sorted(b.ids) and len(set(b.ids)) == len(b.ids)
+    order = {v: i for i, v in enumerate(a.ids)}
+    idx = [order[v] for v in b.ids]
+    assert (a.classes[idx] == b.classes).all()
+    assert not list(tmp_path.glob("two*.part-*"))

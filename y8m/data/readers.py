@@ -322,7 +322,9 @@ def _record_batches(
         raise UsageError(f"--batch_size must be positive, got {batch_size}")
     if shard:
         num_shards, index = shard
-        if len(files) < num_shards:
+        # A training worker without files would stall its peers; a reading worker just
+        # contributes nothing.
+        if repeat and len(files) < num_shards:
             raise UsageError(
                 f"{len(files)} file(s) cannot be sharded over {num_shards} workers: use more shards"
             )
@@ -330,7 +332,9 @@ def _record_batches(
     # Checking the framing up front (a seek per record, no payload reads) is what lets a
     # truncated shard be named; TensorFlow's reader would silently stop early.
     counts = _checked_counts(files, skip_corrupt, report if report is not None else CorruptReport())
-    files_ds = tf.data.Dataset.from_tensor_slices((files, np.asarray(counts, np.int64)))
+    files_ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files, tf.string, shape=[len(files)]), np.asarray(counts, np.int64))
+    )
     if shuffle:
         files_ds = files_ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -339,7 +343,7 @@ def _record_batches(
     def per_file(path, count):
         return tf.data.TFRecordDataset(path, buffer_size=1 << 20).take(count)
 
-    cycle = int(num_parallel_reads or min(len(files), 8))
+    cycle = int(num_parallel_reads or max(min(len(files), 8), 1))
     ds = files_ds.interleave(
         per_file,
         cycle_length=cycle,
