@@ -264,6 +264,7 @@ class Bench:
 def _command_table() -> dict:
     from ensembles.commands import ensemble
     from y8m.evaluate import evaluate
+    from y8m.export import export
     from y8m.predict import predict
     from y8m.train import train
 
@@ -275,6 +276,7 @@ def _command_table() -> dict:
         "eval": _returns_none(evaluate),
         "predict": _returns_none(predict),
         "ensemble": _returns_none(ensemble),
+        "export": _returns_none(export),
         "submission": Submission,
         "bench": Bench,
         "extras": Extras,

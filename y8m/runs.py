@@ -68,6 +68,13 @@ def load_model(train_dir: str):
         model = build_model(config)
         tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         return model, config
+    half = path(train_dir, "weights.float16.npz")
+    if os.path.exists(half):  # a `y8m export --dtype=float16` archive, unpacked
+        from y8m.export import load_float16_weights
+
+        model = build_model(config)
+        load_float16_weights(model, half)
+        return model, config
     model_path = path(train_dir, MODEL_FILE)
     if os.path.exists(model_path):
         import keras

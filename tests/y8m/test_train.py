@@ -192,3 +192,33 @@ def test_wrong_level_is_a_clear_error(synth_dir, tmp_path):
             max_steps=1,
             progress=False,
         )
+
+
+def test_export_float32_and_float16(trained, synth_dir, tmp_path):
+    import tarfile
+
+    from y8m.evaluate import evaluate
+    from y8m.export import export
+
+    run_dir, _ = trained
+    pattern = str(synth_dir / "frame" / "validate*.tfrecord")
+    full = export(train_dir=str(run_dir), output_file=str(tmp_path / "m32.tgz"))
+    half = export(train_dir=str(run_dir), output_file=str(tmp_path / "m16.tgz"), dtype="float16",
+                  check_data_pattern=pattern)
+    assert abs(half["gap_float16"] - half["gap_float32"]) < 0.001
+    assert half["mb"] < 0.75 * full["mb"]
+    for name in ("m32", "m16"):
+        out = tmp_path / name
+        with tarfile.open(tmp_path / f"{name}.tgz") as tar:
+            tar.extractall(out)
+        result = evaluate(train_dir=str(out), eval_data_pattern=pattern, progress=False)
+        assert result["gap"] == pytest.approx(half["gap_float32"], abs=1e-3)
+
+
+def test_max_model_mb_refuses_a_large_model(synth_dir, tmp_path):
+    from y8m.train import train
+
+    with pytest.raises(UsageError, match="max_model_mb"):
+        train(model="gated_netvlad", train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
+              train_dir=str(tmp_path / "big"), max_steps=1, num_classes=64, max_model_mb=1, progress=False)
+    assert not (tmp_path / "big" / "config.json").exists()
