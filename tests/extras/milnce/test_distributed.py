@@ -1,6 +1,5 @@
 """The distributed loss on 2 gloo processes equals the single-process loss on the global batch."""
 
-import importlib
 import os
 import socket
 
@@ -66,15 +65,14 @@ def _worker(rank, port, variant, out_dir):
 
 @pytest.mark.parametrize("variant", ["released", "paper"])
 def test_two_process_loss_and_gradients_equal_single_process(tmp_path, variant):
-    # DistributedDataParallel imports torch._dynamo (seconds); importing it here once lets the
-    # forked children reuse it, as they reuse torch, instead of importing it again each.
-    importlib.import_module("torch._dynamo")
+    # "spawn", not "fork": the suite imports TensorFlow in this process, and forking a process
+    # that runs TensorFlow's threads can deadlock the children.
     mp.start_processes(
         _worker,
         args=(_free_port(), variant, str(tmp_path)),
         nprocs=WORLD_SIZE,
         join=True,
-        start_method="fork",
+        start_method="spawn",
     )
     video_in, text_in, encoder = _global_batch(variant)
     loss = MILNCELoss(variant)(encoder["video"](video_in), encoder["text"](text_in))
