@@ -18,13 +18,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         table = commands._command_table()
         commands.check_flags(table, argv)
-        fire.Fire(table, command=argv, name="y8m")
+        fire.Fire(table, command=_help_for_fire(argv), name="y8m")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _help_for_fire(argv: list[str]) -> list[str]:
+    """`y8m train --help` -> `y8m train -- --help`: a command taking **kwargs (model
+    hyper-parameters) would otherwise receive `help=True` instead of showing its help."""
+    for flag in ("--help", "-h"):
+        if flag in argv and "--" not in argv:
+            i = argv.index(flag)
+            return argv[:i] + argv[i + 1 :] + ["--", "--help"]
+    return argv
 
 
 if __name__ == "__main__":

@@ -84,4 +84,4 @@ def test_synth_then_inspect(tmp_path, capsys):
     )
     main(["inspect", f"{tmp_path}/video/*.tfrecord"])
     out = capsys.readouterr().out
-    assert "all records valid" in out and "16 videos" in out
+    assert "all records valid" in out and "12 videos" in out  # 8 train + 2 validate + 2 test
