@@ -409,19 +409,38 @@ def _frame_indices(n0: tf.Tensor, sample: str, frames: int, seed: int | None):
     return idx, valid, tf.where(has, frames, 0)
 
 
+def _dequantize(codes: tf.Tensor) -> tf.Tensor:
+    """uint8 codes -> float32 with the official formula, in one fused pass.
+
+    `tf.quantization.dequantize` in MIN_COMBINED mode computes `min + q * (max - min) / 255`;
+    with min = 4/512 - 2 and max - min = 4 that is exactly `q * 4/255 + 4/512 - 2`.
+    """
+    low = specs.DEQUANTIZE_BIAS
+    return tf.quantization.dequantize(
+        tf.bitcast(codes, tf.quint8), low, low + 255 * specs.DEQUANTIZE_SCALE, mode="MIN_COMBINED"
+    )
+
+
 def _gather_frames(ragged_bytes: tf.RaggedTensor, size: int, idx, valid) -> tf.Tensor:
     """Dequantised [B, N, D] frames at `idx`; invalid positions (and short streams) are 0.0."""
     codes = tf.reshape(tf.io.decode_raw(ragged_bytes.flat_values, tf.uint8), [-1, size])
-    total = tf.shape(codes)[0]
-    # Dequantise the stored frames once (never more than the samples drawn from them), then
-    # append one exact 0.0 row for padded positions to point at: no masking pass over [B, N, D].
-    values = tf.cast(codes, tf.float32) * specs.DEQUANTIZE_SCALE + specs.DEQUANTIZE_BIAS
-    values = tf.concat([values, tf.zeros([1, size], tf.float32)], axis=0)
     lengths = tf.cast(ragged_bytes.row_lengths(), tf.int32)
     starts = tf.cast(ragged_bytes.row_starts(), tf.int32)
     valid = tf.logical_and(valid, idx < lengths[:, None])  # a stream may be shorter than rgb
-    flat = tf.where(valid, starts[:, None] + idx, total)  # (B, N) rows of `values`
-    return tf.gather(values, flat)
+    # Sample the 1-byte codes first and dequantise only what was drawn: the float work is
+    # then N rows per video in one fused op, whatever the video's length. Invalid positions
+    # read any real row (or the zero row of an all-empty batch) and are zeroed below.
+    codes = tf.cond(tf.shape(codes)[0] > 0, lambda: codes, lambda: tf.zeros([1, size], tf.uint8))
+    rows = tf.minimum(starts[:, None] + tf.minimum(idx, tf.maximum(lengths - 1, 0)[:, None]),
+                      tf.shape(codes)[0] - 1)
+    values = _dequantize(tf.gather(codes, rows))
+    # Padding must be exactly 0.0 (as the official reader pads), not dequantised 0; the extra
+    # pass is skipped for the usual batch where every sampled position is a real frame.
+    return tf.cond(
+        tf.reduce_all(valid),
+        lambda: values,
+        lambda: values * tf.cast(valid, tf.float32)[:, :, None],
+    )
 
 
 def _context_batches(pattern, release, frame_level, segments):
