@@ -13,6 +13,7 @@ import json
 from y8m.bench.ensemble import bench_ensemble
 from y8m.bench.learn import bench_learn
 from y8m.bench.metrics import bench_metrics
+from y8m.bench.predict import bench_predict
 from y8m.bench.reader import bench_reader
 from y8m.bench.train import bench_train
 from y8m.errors import UsageError
@@ -240,6 +241,7 @@ class Bench:
     metrics = staticmethod(_returns_none(bench_metrics))
     ensemble = staticmethod(_returns_none(bench_ensemble))
     train = staticmethod(_returns_none(bench_train))
+    predict = staticmethod(_returns_none(bench_predict))
     learn = staticmethod(_returns_none(bench_learn))
 
     def milnce(self, **flags):

@@ -1,0 +1,43 @@
+"""Each benchmark command runs end to end on tiny sizes and ends with one JSON line."""
+
+import json
+
+import pytest
+
+
+def _last_json(capsys):
+    lines = capsys.readouterr().out.strip().splitlines()
+    return json.loads(lines[-1])
+
+
+def test_bench_reader(synth_dir, capsys):
+    from y8m.bench.reader import bench_reader
+
+    bench_reader(str(synth_dir / "frame" / "train*.tfrecord"), batch_size=8, num_samples=20, max_batches=2,
+                 rounds=1)
+    figures = _last_json(capsys)
+    assert figures["videos_per_s"] > 0 and figures["baseline_videos_per_s"] > 0
+
+
+def test_bench_train_counts_flops(capsys):
+    from y8m.bench.train import bench_train
+
+    bench_train(model="average_logistic", batch_size=4, num_classes=10, frames=6, steps=1, warmup=1,
+                matmul_size=64)
+    figures = _last_json(capsys)
+    # average_logistic: one [B, 1152] x [1152, 10] product forward, x3 for the backward pass
+    assert figures["flops_per_example"] == pytest.approx(3 * 2 * 1152 * 10, rel=0.01)
+    assert figures["examples_per_s"] > 0 and figures["matmul_flops_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_predict_and_learn(tmp_path, capsys):
+    from y8m.bench.learn import bench_learn
+    from y8m.bench.predict import bench_predict
+
+    bench_predict(videos="30,60", workdir=str(tmp_path / "p"), batch_size=16)
+    figures = _last_json(capsys)
+    assert figures["sizes"] == [30, 60] and len(figures["peak_rss_mb"]) == 2
+    bench_learn(steps=2, batch_size=8, videos=24, output_dir=str(tmp_path / "l"))
+    figures = _last_json(capsys)
+    assert 0 <= figures["gap_gated_netvlad"] <= 1 and 0 <= figures["gap_average_logistic"] <= 1
