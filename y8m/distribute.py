@@ -56,14 +56,18 @@ def make_strategy(name: str = "default"):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if not tf_config():
-            raise UsageError("--strategy=multi_worker needs TF_CONFIG set on every worker: see docs/distributed.md")
+            raise UsageError(
+                "--strategy=multi_worker needs TF_CONFIG set on every worker: see docs/distributed.md"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as err:
-        raise UsageError(f"--strategy=tpu found no TPU ({str(err).splitlines()[0][:120]})") from None
+        raise UsageError(
+            f"--strategy=tpu found no TPU ({str(err).splitlines()[0][:120]})"
+        ) from None
     return tf.distribute.TPUStrategy(resolver)
 
 

@@ -97,8 +97,9 @@ def evaluate(
             break
     bar.close()
     if total > 1:
-        evaluator, loss_sum, seen = _merge_workers(evaluator, loss_sum, seen, train_dir, total, index,
-                                                   merge_timeout)
+        evaluator, loss_sum, seen = _merge_workers(
+            evaluator, loss_sum, seen, train_dir, total, index, merge_timeout
+        )
         if evaluator is None:
             print(f"worker {index}/{total}: evaluated {seen} videos; worker 0 merges")
             return {"num_videos": seen, "worker_index": index}
@@ -143,7 +144,9 @@ def _merge_workers(evaluator, loss_sum, seen, train_dir, total, index, timeout):
             np.savez(f, **state)
     if index != 0:
         return None, loss_sum, seen
-    parts = [sharding.part_path(os.path.join(folder, "eval"), i, total, ".npz") for i in range(total)]
+    parts = [
+        sharding.part_path(os.path.join(folder, "eval"), i, total, ".npz") for i in range(total)
+    ]
     sharding.wait_for(parts, timeout)
     merged = type(evaluator)(evaluator.num_classes, top_k=evaluator.top_k)
     loss_sum, seen = 0.0, 0

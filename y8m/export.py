@@ -17,9 +17,14 @@ from y8m.fileio import atomic_path
 FLOAT16_WEIGHTS = "weights.float16.npz"
 
 
-def export(train_dir: str | None = None, output_file: str | None = None, dtype: str = "float32",
-           check_data_pattern: str | None = None, max_gap_change: float = 0.001,
-           check_max_videos: int = 5000) -> dict:
+def export(
+    train_dir: str | None = None,
+    output_file: str | None = None,
+    dtype: str = "float32",
+    check_data_pattern: str | None = None,
+    max_gap_change: float = 0.001,
+    check_max_videos: int = 5000,
+) -> dict:
     """Writes OUTPUT_FILE (.tgz) with config.json and the model; float16 halves its size.
 
     Args:
@@ -37,7 +42,9 @@ def export(train_dir: str | None = None, output_file: str | None = None, dtype: 
     if dtype not in ("float32", "float16"):
         raise UsageError(f"--dtype must be float32 or float16, got {dtype!r}")
     model, config = runs.load_model(train_dir)
-    members: dict[str, bytes] = {runs.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode()}
+    members: dict[str, bytes] = {
+        runs.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode()
+    }
     result: dict = {"output_file": output_file, "dtype": dtype}
     if dtype == "float32":
         with tempfile.TemporaryDirectory() as tmp:
@@ -46,8 +53,10 @@ def export(train_dir: str | None = None, output_file: str | None = None, dtype: 
             with open(path, "rb") as f:
                 members[runs.MODEL_FILE] = f.read()
     else:
-        halves = [np.asarray(w).astype(np.float16) if np.asarray(w).dtype.kind == "f" else np.asarray(w)
-                  for w in model.get_weights()]
+        halves = [
+            np.asarray(w).astype(np.float16) if np.asarray(w).dtype.kind == "f" else np.asarray(w)
+            for w in model.get_weights()
+        ]
         buffer = io.BytesIO()
         np.savez(buffer, *halves)
         members[FLOAT16_WEIGHTS] = buffer.getvalue()
@@ -89,9 +98,13 @@ def _gap(model, config, pattern, max_videos) -> float:
 
     evaluator = Evaluator(int(config["num_classes"]))
     seen = 0
-    for batch in iterate(runs.dataset_for(config, pattern, training=False, batch_size=256), pattern):
-        evaluator.update(np.asarray(model(runs.model_inputs(batch, config), training=False), np.float32),
-                         batch["labels"])
+    for batch in iterate(
+        runs.dataset_for(config, pattern, training=False, batch_size=256), pattern
+    ):
+        evaluator.update(
+            np.asarray(model(runs.model_inputs(batch, config), training=False), np.float32),
+            batch["labels"],
+        )
         seen += len(batch["labels"])
         if seen >= max_videos:
             break

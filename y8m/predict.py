@@ -98,7 +98,11 @@ def predict(
     )
     predict_fn = _compiled_predict(model)
     seen, t0, keep_labels = 0, time.perf_counter(), None
-    final_path = output_file if os.path.splitext(os.path.basename(output_file))[1] else output_file + ".parquet"
+    final_path = (
+        output_file
+        if os.path.splitext(os.path.basename(output_file))[1]
+        else output_file + ".parquet"
+    )
     part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
     writer = PredictionWriter(
         part,
@@ -124,7 +128,11 @@ def predict(
     if total > 1:
         if index != 0:
             print(f"worker {index}/{total}: wrote {seen} videos to {part}; worker 0 merges")
-            return {"output_file": part, "num_videos": seen, "videos_per_s": seen / max(elapsed, 1e-9)}
+            return {
+                "output_file": part,
+                "num_videos": seen,
+                "videos_per_s": seen / max(elapsed, 1e-9),
+            }
         parts = [sharding.part_path(final_path, i, total, ".parquet") for i in range(total)]
         sharding.wait_for(parts, merge_timeout)
         seen = sharding.merge_prediction_parts(parts, final_path)

@@ -35,7 +35,7 @@ METADATA_KEY = b"y8m"
 # Rows shorter than K (a CSV with fewer pairs, a sparse input) end in class -1 with score 0,
 # the same padding as `submissions.formats.read_video_submission`.
 PAD_CLASS = -1
-DEFAULT_ROW_GROUP_SIZE = 65536
+DEFAULT_ROW_GROUP_SIZE = 8192  # rows per Parquet row group: bounds what predict buffers
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 
 

@@ -254,8 +254,14 @@ def train(
     history_path = runs.path(train_dir, runs.HISTORY_FILE)
     if start_step >= total_steps and chief:
         print(f"{train_dir} is already at step {start_step} >= {total_steps}: nothing to train")
-    bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=f"train {model}",
-               disable=not (progress and chief), dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps,
+        initial=start_step,
+        unit="step",
+        desc=f"train {model}",
+        disable=not (progress and chief),
+        dynamic_ncols=True,
+    )
     t0 = window_t = time.perf_counter()
     last_loss, seen, window_n, rate = float("nan"), 0, 0, 0.0
     result: dict = {"train_dir": train_dir}
@@ -289,11 +295,18 @@ def train(
                     tf.summary.scalar("loss", loss)
                     tf.summary.scalar("learning_rate", lr)
                     tf.summary.scalar("examples_per_second", rate)
-                _append_history(history_path, {"step": step, "loss": loss, "learning_rate": lr,
-                                               "examples_per_s": rate})
+                _append_history(
+                    history_path,
+                    {"step": step, "loss": loss, "learning_rate": lr, "examples_per_s": rate},
+                )
             if step % max(int(checkpoint_steps), 1) == 0:
                 manager.save(checkpoint_number=step)
-            if chief and validate_data_pattern and validate_steps and step % int(validate_steps) == 0:
+            if (
+                chief
+                and validate_data_pattern
+                and validate_steps
+                and step % int(validate_steps) == 0
+            ):
                 gap = _validate(net, config, validate_data_pattern, validate_max_videos)
                 bar.write(f"step {step}: validation GAP {gap:.4f}")
                 _append_history(history_path, {"step": step, "validation_gap": gap})
@@ -302,7 +315,9 @@ def train(
     except KeyboardInterrupt:
         bar.close()
         manager.save(checkpoint_number=int(optimizer.iterations.numpy()))
-        print(f"interrupted: saved step {int(optimizer.iterations.numpy())}; re-run the same command to resume")
+        print(
+            f"interrupted: saved step {int(optimizer.iterations.numpy())}; re-run the same command to resume"
+        )
         raise
     bar.close()
     step = int(optimizer.iterations.numpy())
@@ -325,7 +340,9 @@ def train(
     _plot_history(history_path, runs.path(train_dir, runs.CURVE_FILE))
     if report.skipped:
         print(report.summary())
-    print(f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}")
+    print(
+        f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}"
+    )
     return result
 
 

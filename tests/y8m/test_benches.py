@@ -13,8 +13,13 @@ def _last_json(capsys):
 def test_bench_reader(synth_dir, capsys):
     from y8m.bench.reader import bench_reader
 
-    bench_reader(str(synth_dir / "frame" / "train*.tfrecord"), batch_size=8, num_samples=20, max_batches=2,
-                 rounds=1)
+    bench_reader(
+        str(synth_dir / "frame" / "train*.tfrecord"),
+        batch_size=8,
+        num_samples=20,
+        max_batches=2,
+        rounds=1,
+    )
     figures = _last_json(capsys)
     assert figures["videos_per_s"] > 0 and figures["baseline_videos_per_s"] > 0
 
@@ -22,8 +27,15 @@ def test_bench_reader(synth_dir, capsys):
 def test_bench_train_counts_flops(capsys):
     from y8m.bench.train import bench_train
 
-    bench_train(model="average_logistic", batch_size=4, num_classes=10, frames=6, steps=1, warmup=1,
-                matmul_size=64)
+    bench_train(
+        model="average_logistic",
+        batch_size=4,
+        num_classes=10,
+        frames=6,
+        steps=1,
+        warmup=1,
+        matmul_size=64,
+    )
     figures = _last_json(capsys)
     # average_logistic: one [B, 1152] x [1152, 10] product forward, x3 for the backward pass
     assert figures["flops_per_example"] == pytest.approx(3 * 2 * 1152 * 10, rel=0.01)

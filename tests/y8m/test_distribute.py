@@ -36,11 +36,21 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
     run_dir = tmp_path / "run"
     procs, outs = [], []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        )
         out = tmp_path / f"worker{index}.json"
         outs.append(out)
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, pattern, str(run_dir), str(out)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, pattern, str(run_dir), str(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [p.communicate(timeout=400)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), logs[0][-2000:] + logs[1][-2000:]
     results = [json.loads(o.read_text()) for o in outs]
@@ -53,8 +63,15 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
 
     from y8m.train import train
 
-    resumed = train(model="average_logistic", train_data_pattern=pattern, train_dir=str(run_dir), batch_size=8,
-                    max_steps=6, num_classes=64, progress=False)
+    resumed = train(
+        model="average_logistic",
+        train_data_pattern=pattern,
+        train_dir=str(run_dir),
+        batch_size=8,
+        max_steps=6,
+        num_classes=64,
+        progress=False,
+    )
     assert resumed["step"] == 6
 
 
@@ -67,20 +84,43 @@ def test_sharded_eval_and_predict_equal_a_single_worker(synth_dir, tmp_path):
     from y8m.train import train
 
     run = tmp_path / "run"
-    train(model="average_logistic", train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
-          train_dir=str(run), batch_size=8, max_steps=2, num_classes=64, progress=False)
+    train(
+        model="average_logistic",
+        train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
+        train_dir=str(run),
+        batch_size=8,
+        max_steps=2,
+        num_classes=64,
+        progress=False,
+    )
     pattern = str(synth_dir / "frame" / "validate*.tfrecord")
     single = evaluate(train_dir=str(run), eval_data_pattern=pattern, progress=False)
-    whole = predict(train_dir=str(run), input_data_pattern=pattern, output_file=str(tmp_path / "one"),
-                    progress=False)
+    whole = predict(
+        train_dir=str(run),
+        input_data_pattern=pattern,
+        output_file=str(tmp_path / "one"),
+        progress=False,
+    )
     results = {}
 
     def worker(i):
-        results[("eval", i)] = evaluate(train_dir=str(run), eval_data_pattern=pattern, num_workers=2,
-                                        worker_index=i, merge_timeout=120, progress=False)
-        results[("predict", i)] = predict(train_dir=str(run), input_data_pattern=pattern,
-                                          output_file=str(tmp_path / "two"), num_workers=2, worker_index=i,
-                                          merge_timeout=120, progress=False)
+        results[("eval", i)] = evaluate(
+            train_dir=str(run),
+            eval_data_pattern=pattern,
+            num_workers=2,
+            worker_index=i,
+            merge_timeout=120,
+            progress=False,
+        )
+        results[("predict", i)] = predict(
+            train_dir=str(run),
+            input_data_pattern=pattern,
+            output_file=str(tmp_path / "two"),
+            num_workers=2,
+            worker_index=i,
+            merge_timeout=120,
+            progress=False,
+        )
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 0)]
     for t in threads:
@@ -91,7 +131,10 @@ def test_sharded_eval_and_predict_equal_a_single_worker(synth_dir, tmp_path):
     assert merged["num_videos"] == single["num_videos"] == 32
     for key in ("gap", "hit_at_one", "perr", "map", "loss"):
         assert merged[key] == pytest.approx(single[key], abs=1e-6)
-    a, b = load_predictions(whole["output_file"]), load_predictions(results[("predict", 0)]["output_file"])
+    a, b = (
+        load_predictions(whole["output_file"]),
+        load_predictions(results[("predict", 0)]["output_file"]),
+    )
     assert sorted(a.ids) == sorted(b.ids) and len(set(b.ids)) == len(b.ids)
     order = {v: i for i, v in enumerate(a.ids)}
     idx = [order[v] for v in b.ids]

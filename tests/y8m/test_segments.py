@@ -29,18 +29,48 @@ def test_predict_and_eval_segments(tmp_path):
     from y8m.train import train
 
     data = tmp_path / "data"
-    synthesize(str(data), version=2019, videos=48, validate_videos=16, test_videos=8, shards=1,
-               min_frames=10, max_frames=25, active_classes=6, num_classes=32, level="frame",
-               progress=False)
+    synthesize(
+        str(data),
+        version=2019,
+        videos=48,
+        validate_videos=16,
+        test_videos=8,
+        shards=1,
+        min_frames=10,
+        max_frames=25,
+        active_classes=6,
+        num_classes=32,
+        level="frame",
+        progress=False,
+    )
     run = tmp_path / "run"
-    train(model="netvlad", train_data_pattern=str(data / "frame" / "train*.tfrecord"), train_dir=str(run),
-          batch_size=16, max_steps=3, num_classes=32, cluster_size=4, hidden_size=8, sample_frames=8,
-          progress=False)
-    out = predict(train_dir=str(run), input_data_pattern=str(data / "frame" / "test*.tfrecord"),
-                  output_file=str(tmp_path / "seg"), segments=True, segment_max_pred=7, progress=False)
+    train(
+        model="netvlad",
+        train_data_pattern=str(data / "frame" / "train*.tfrecord"),
+        train_dir=str(run),
+        batch_size=16,
+        max_steps=3,
+        num_classes=32,
+        cluster_size=4,
+        hidden_size=8,
+        sample_frames=8,
+        progress=False,
+    )
+    out = predict(
+        train_dir=str(run),
+        input_data_pattern=str(data / "frame" / "test*.tfrecord"),
+        output_file=str(tmp_path / "seg"),
+        segments=True,
+        segment_max_pred=7,
+        progress=False,
+    )
     per_class = read_segment_submission(out["output_file"])
     assert per_class and all(len(v) <= 7 for v in per_class.values())
     assert all(int(s.split(":")[1]) % 5 == 0 for v in per_class.values() for s in v)
-    result = evaluate(train_dir=str(run), eval_data_pattern=str(data / "frame" / "validate*.tfrecord"),
-                      segments=True, progress=False)
+    result = evaluate(
+        train_dir=str(run),
+        eval_data_pattern=str(data / "frame" / "validate*.tfrecord"),
+        segments=True,
+        progress=False,
+    )
     assert 0.0 <= result["map"] <= 1.0 and result["num_classes"] > 0

@@ -203,8 +203,12 @@ def test_export_float32_and_float16(trained, synth_dir, tmp_path):
     run_dir, _ = trained
     pattern = str(synth_dir / "frame" / "validate*.tfrecord")
     full = export(train_dir=str(run_dir), output_file=str(tmp_path / "m32.tgz"))
-    half = export(train_dir=str(run_dir), output_file=str(tmp_path / "m16.tgz"), dtype="float16",
-                  check_data_pattern=pattern)
+    half = export(
+        train_dir=str(run_dir),
+        output_file=str(tmp_path / "m16.tgz"),
+        dtype="float16",
+        check_data_pattern=pattern,
+    )
     assert abs(half["gap_float16"] - half["gap_float32"]) < 0.001
     assert half["mb"] < 0.75 * full["mb"]
     for name in ("m32", "m16"):
@@ -219,6 +223,13 @@ def test_max_model_mb_refuses_a_large_model(synth_dir, tmp_path):
     from y8m.train import train
 
     with pytest.raises(UsageError, match="max_model_mb"):
-        train(model="gated_netvlad", train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
-              train_dir=str(tmp_path / "big"), max_steps=1, num_classes=64, max_model_mb=1, progress=False)
+        train(
+            model="gated_netvlad",
+            train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
+            train_dir=str(tmp_path / "big"),
+            max_steps=1,
+            num_classes=64,
+            max_model_mb=1,
+            progress=False,
+        )
     assert not (tmp_path / "big" / "config.json").exists()

@@ -19,8 +19,14 @@ print(json.dumps({"seconds": time.perf_counter() - t, "videos": r["num_videos"],
 """
 
 
-def bench_predict(videos: str = "10000,100000", model: str = "moe", top_k: int = 100,
-                  batch_size: int = 1024, workdir: str | None = None, seed: int = 0) -> dict:
+def bench_predict(
+    videos: str = "10000,100000",
+    model: str = "moe",
+    top_k: int = 100,
+    batch_size: int = 1024,
+    workdir: str | None = None,
+    seed: int = 0,
+) -> dict:
     """Predicts over growing synthetic video-level sets, each in a fresh process.
 
     Streaming means peak memory stays flat as the number of videos grows 10x.
@@ -36,32 +42,73 @@ def bench_predict(videos: str = "10000,100000", model: str = "moe", top_k: int =
     from y8m.data.synth import synthesize
     from y8m.train import train
 
-    sizes = [int(v) for v in str(videos).replace("(", "").replace(")", "").split(",") if str(v).strip()]
+    sizes = [
+        int(v) for v in str(videos).replace("(", "").replace(")", "").split(",") if str(v).strip()
+    ]
     workdir = workdir or tempfile.mkdtemp(prefix="y8m-bench-predict-")
     rows = []
     run_dir = os.path.join(workdir, "run")
     for n in sizes:
         data = os.path.join(workdir, f"data{n}")
         if not os.path.exists(os.path.join(data, "vocabulary.csv")):
-            synthesize(data, videos=n, validate_videos=1, test_videos=1, shards=max(n // 10000, 1),
-                       level="video", min_frames=1, max_frames=1, seed=seed)
+            synthesize(
+                data,
+                videos=n,
+                validate_videos=1,
+                test_videos=1,
+                shards=max(n // 10000, 1),
+                level="video",
+                min_frames=1,
+                max_frames=1,
+                seed=seed,
+            )
         if not os.path.exists(os.path.join(run_dir, "model.keras")):
-            train(model=model, train_data_pattern=os.path.join(data, "video", "train*.tfrecord"),
-                  train_dir=run_dir, max_steps=1, batch_size=64, progress=False)
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, run_dir, os.path.join(data, "video", "train*.tfrecord"),
-             os.path.join(workdir, f"preds{n}"), str(top_k), str(batch_size)],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]
+            train(
+                model=model,
+                train_data_pattern=os.path.join(data, "video", "train*.tfrecord"),
+                train_dir=run_dir,
+                max_steps=1,
+                batch_size=64,
+                progress=False,
+            )
+        out = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    run_dir,
+                    os.path.join(data, "video", "train*.tfrecord"),
+                    os.path.join(workdir, f"preds{n}"),
+                    str(top_k),
+                    str(batch_size),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         figures = json.loads(out)
-        rows.append({"videos": figures["videos"], "videos_per_s": figures["videos"] / figures["seconds"],
-                     "peak_rss_mb": figures["peak_rss_mb"]})
+        rows.append(
+            {
+                "videos": figures["videos"],
+                "videos_per_s": figures["videos"] / figures["seconds"],
+                "peak_rss_mb": figures["peak_rss_mb"],
+            }
+        )
     print(f"{'videos':>10} {'videos/s':>10} {'peak RSS MB':>12}")
     for r in rows:
         print(f"{r['videos']:>10} {r['videos_per_s']:>10.0f} {r['peak_rss_mb']:>12.0f}")
     growth = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] - 1 if len(rows) > 1 else 0.0
-    result = {"model": model, "top_k": int(top_k), "sizes": [r["videos"] for r in rows],
-              "videos_per_s": [round(r["videos_per_s"]) for r in rows],
-              "peak_rss_mb": [round(r["peak_rss_mb"]) for r in rows], "peak_rss_growth": round(growth, 3)}
+    result = {
+        "model": model,
+        "top_k": int(top_k),
+        "sizes": [r["videos"] for r in rows],
+        "videos_per_s": [round(r["videos_per_s"]) for r in rows],
+        "peak_rss_mb": [round(r["peak_rss_mb"]) for r in rows],
+        "peak_rss_growth": round(growth, 3),
+    }
     print(json.dumps(result))
     return result

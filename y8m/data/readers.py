@@ -431,8 +431,10 @@ def _gather_frames(ragged_bytes: tf.RaggedTensor, size: int, idx, valid) -> tf.T
     # then N rows per video in one fused op, whatever the video's length. Invalid positions
     # read any real row (or the zero row of an all-empty batch) and are zeroed below.
     codes = tf.cond(tf.shape(codes)[0] > 0, lambda: codes, lambda: tf.zeros([1, size], tf.uint8))
-    rows = tf.minimum(starts[:, None] + tf.minimum(idx, tf.maximum(lengths - 1, 0)[:, None]),
-                      tf.shape(codes)[0] - 1)
+    rows = tf.minimum(
+        starts[:, None] + tf.minimum(idx, tf.maximum(lengths - 1, 0)[:, None]),
+        tf.shape(codes)[0] - 1,
+    )
     values = _dequantize(tf.gather(codes, rows))
     # Padding must be exactly 0.0 (as the official reader pads), not dequantised 0; the extra
     # pass is skipped for the usual batch where every sampled position is a real frame.
