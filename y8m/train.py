@@ -441,6 +441,9 @@ def _plot_history(history_path: str, png_path: str) -> None:
     ax.plot(loss["step"], loss["loss"], label="training loss", color="tab:blue")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
+    positive = loss["loss"][loss["loss"] > 0]
+    if len(positive) and positive.max() > 100 * positive.min():
+        ax.set_yscale("log")  # the first steps would flatten the rest of the curve
     val = h.dropna(subset=["validation_gap"])
     if len(val):
         ax2 = ax.twinx()

@@ -116,20 +116,20 @@ def read_frames(
         out["num_frames"] = num_frames
         return out
 
-    ds = _record_batches(
+    return _parsed_batches(
         pattern,
-        batch_size,
-        shuffle,
-        repeat,
-        seed,
-        skip_corrupt,
-        report,
-        num_parallel_reads,
-        drop_remainder,
-        shard,
+        parse,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        repeat=repeat,
+        seed=seed,
+        skip_corrupt=skip_corrupt,
+        report=report,
+        num_parallel_reads=num_parallel_reads,
+        drop_remainder=drop_remainder,
+        shard=shard,
+        prefetch=prefetch,
     )
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    return ds.prefetch(prefetch) if prefetch else ds
 
 
 def read_videos(
@@ -169,20 +169,20 @@ def read_videos(
             out[f.name] = parsed[f.name]
         return out
 
-    ds = _record_batches(
+    return _parsed_batches(
         pattern,
-        batch_size,
-        shuffle,
-        repeat,
-        seed,
-        skip_corrupt,
-        report,
-        num_parallel_reads,
-        drop_remainder,
-        shard,
+        parse,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        repeat=repeat,
+        seed=seed,
+        skip_corrupt=skip_corrupt,
+        report=report,
+        num_parallel_reads=num_parallel_reads,
+        drop_remainder=drop_remainder,
+        shard=shard,
+        prefetch=prefetch,
     )
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    return ds.prefetch(prefetch) if prefetch else ds
 
 
 def iterate(dataset: tf.data.Dataset, pattern: str) -> Iterator[dict]:
@@ -305,17 +305,25 @@ def read_segment_ratings(pattern: str) -> pd.DataFrame:  # noqa: F821
 # Internals
 
 
+def _parsed_batches(pattern, parse, *, shuffle, prefetch, **options) -> tf.data.Dataset:
+    """Record batches of `pattern` mapped through the batched `parse`, then prefetched."""
+    ds = _record_batches(pattern, shuffle=shuffle, **options)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    return ds.prefetch(prefetch) if prefetch else ds
+
+
 def _record_batches(
     pattern,
+    *,
     batch_size,
-    shuffle,
-    repeat,
-    seed,
-    skip_corrupt,
-    report,
-    num_parallel_reads,
-    drop_remainder,
-    shard,
+    shuffle=False,
+    repeat=False,
+    seed=None,
+    skip_corrupt=False,
+    report=None,
+    num_parallel_reads=None,
+    drop_remainder=False,
+    shard=None,
 ) -> tf.data.Dataset:
     files = expand_pattern(pattern, "TFRecord files")
     if int(batch_size) <= 0:
@@ -477,7 +485,7 @@ def _context_batches(pattern, release, frame_level, segments):
             out["segment_lengths"] = seg[specs.SEGMENT_LABELS_KEY].row_lengths()
         return out
 
-    ds = _record_batches(pattern, 1024, False, False, None, False, None, None, False, None)
+    ds = _record_batches(pattern, batch_size=1024)
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
