@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> None:
     from y8m.errors import UsageError
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in _TENSORFLOW_COMMANDS and "--help" not in argv:
+        _start_tensorflow_quietly()
     try:
         table = commands._command_table()
         commands.check_flags(table, argv)
@@ -25,6 +27,28 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+_TENSORFLOW_COMMANDS = {"synth", "inspect", "models", "train", "eval", "predict", "export", "demo", "bench"}
+
+
+def _start_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the C++ start-up chatter (oneDNN, CUDA probing) discarded.
+
+    Those lines are written to file descriptor 2 before TF_CPP_MIN_LOG_LEVEL applies; Python
+    errors raised later still reach stderr.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _help_for_fire(argv: list[str]) -> list[str]:
