@@ -7,7 +7,7 @@ import sys
 def test_core_leaves_torch_unloaded():
     code = (
         "import sys\n"
-        "import y8m, y8m.commands, y8m.train, y8m.predict, y8m.evaluate, frame_models, ensembles, submissions\n"
+        "import y8m, y8m.cli.commands, y8m.run.train, y8m.run.predict, y8m.run.evaluate, frame_models, ensembles, submissions\n"
         "import extras.milnce.commands, extras.howto100m.commands, extras.bcfw.commands\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

@@ -27,9 +27,9 @@ def run_demo(
     from ensembles.commands import ensemble
     from submissions.validate import validate_submission
     from y8m.data.synth import synthesize
-    from y8m.evaluate import evaluate
-    from y8m.predict import predict
-    from y8m.train import train
+    from y8m.run.evaluate import evaluate
+    from y8m.run.predict import predict
+    from y8m.run.train import train
 
     t0 = time.perf_counter()
     data = os.path.join(output_dir, "data")

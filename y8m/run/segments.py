@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.data import specs
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
@@ -69,14 +69,14 @@ def _score_segments(train_dir, pattern, batch_size, segment_max_pred, segment_la
 
     from submissions.segments import SegmentTopK
     from y8m.data.readers import iterate
-    from y8m.evaluate import _compiled_predict
+    from y8m.run.evaluate import _compiled_predict
 
-    model, config = runs.load_model(train_dir)
+    model, config = rundir.load_model(train_dir)
     if not config["data"]["frame_level"]:
         raise UsageError("--segments needs a frame-level model")
     rated = _rated_classes(segment_label_ids, pattern)
     topk = SegmentTopK(rated, max_per_class=int(segment_max_pred))
-    ds = runs.dataset_for(config, pattern, training=False, batch_size=int(batch_size))
+    ds = rundir.dataset_for(config, pattern, training=False, batch_size=int(batch_size))
     predict_fn = _compiled_predict(model)
     bar = tqdm(unit="video", desc="segments", disable=not progress, dynamic_ncols=True)
     for batch in iterate(ds, pattern):
@@ -127,7 +127,7 @@ def evaluate_segments(
         train_dir, pattern, batch_size, specs.SEGMENT_MAX_PRED, segment_label_ids, progress
     )
     result = segment_map(per_class, ratings)
-    output_file = output_file or runs.path(train_dir, "segments_submission.csv")
+    output_file = output_file or rundir.path(train_dir, "segments_submission.csv")
     write_segment_submission(output_file, per_class)
     summary = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
     summary.update(submission=output_file, eval_data_pattern=pattern)
@@ -135,6 +135,6 @@ def evaluate_segments(
         f"segment mAP {summary.get('map', float('nan')):.4f} over {summary.get('num_classes', '?')} classes;"
         f" submission {output_file}"
     )
-    with atomic_open(runs.path(train_dir, "eval_segments.json"), "w") as f:
+    with atomic_open(rundir.path(train_dir, "eval_segments.json"), "w") as f:
         json.dump(summary, f, indent=2)
     return summary

@@ -10,7 +10,7 @@ import pytest
 
 WORKER = """
 import json, sys
-from y8m.train import train
+from y8m.run.train import train
 result = train(model="average_logistic", train_data_pattern=sys.argv[1], train_dir=sys.argv[2],
                batch_size=4, max_steps=4, checkpoint_steps=2, num_classes=64, strategy="multi_worker",
                progress=False)
@@ -61,7 +61,7 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["replicas"] == 2 and config["train"]["global_batch_size"] == 8
 
-    from y8m.train import train
+    from y8m.run.train import train
 
     resumed = train(
         model="average_logistic",
@@ -78,10 +78,10 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
 def test_sharded_eval_and_predict_equal_a_single_worker(synth_dir, tmp_path):
     import threading
 
-    from y8m.evaluate import evaluate
-    from y8m.predict import predict
+    from y8m.run.evaluate import evaluate
+    from y8m.run.predict import predict
     from y8m.predictions import load_predictions
-    from y8m.train import train
+    from y8m.run.train import train
 
     run = tmp_path / "run"
     train(

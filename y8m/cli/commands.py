@@ -10,12 +10,12 @@ import functools
 import inspect
 import json
 
-from y8m.bench.ensemble import bench_ensemble
-from y8m.bench.learn import bench_learn
-from y8m.bench.metrics import bench_metrics
-from y8m.bench.predict import bench_predict
-from y8m.bench.reader import bench_reader
-from y8m.bench.train import bench_train
+from y8m.cli.bench.ensemble import bench_ensemble
+from y8m.cli.bench.learn import bench_learn
+from y8m.cli.bench.metrics import bench_metrics
+from y8m.cli.bench.predict import bench_predict
+from y8m.cli.bench.reader import bench_reader
+from y8m.cli.bench.train import bench_train
 from y8m.errors import UsageError
 
 
@@ -163,7 +163,7 @@ def demo(output_dir: str = "demo", videos: int = 1500, steps: int = 300, seed: i
         steps: training steps per model.
         seed: random seed.
     """
-    from y8m.demo import run_demo
+    from y8m.cli.demo import run_demo
 
     run_demo(output_dir=output_dir, videos=videos, steps=steps, seed=seed)
 
@@ -265,10 +265,10 @@ class Bench:
 
 def _command_table() -> dict:
     from ensembles.commands import ensemble
-    from y8m.evaluate import evaluate
-    from y8m.export import export
-    from y8m.predict import predict
-    from y8m.train import train
+    from y8m.run.evaluate import evaluate
+    from y8m.run.export import export
+    from y8m.run.predict import predict
+    from y8m.run.train import train
 
     return {
         "synth": synth,

@@ -38,8 +38,8 @@ def bench_learn(
         output_dir: where runs go (a temporary folder by default).
     """
     from y8m.data.synth import synthesize
-    from y8m.evaluate import evaluate
-    from y8m.train import train
+    from y8m.run.evaluate import evaluate
+    from y8m.run.train import train
 
     names = [m.strip() for m in str(models).split(",") if m.strip()]
     workdir = output_dir or tempfile.mkdtemp(prefix="y8m-learn-")

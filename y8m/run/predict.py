@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.errors import UsageError
 
 
@@ -57,7 +57,7 @@ def predict(
     from tqdm import tqdm
 
     from y8m.data.readers import CorruptReport, iterate
-    from y8m.evaluate import _compiled_predict
+    from y8m.run.evaluate import _compiled_predict
     from y8m.predictions import PredictionWriter
 
     if not train_dir:
@@ -69,7 +69,7 @@ def predict(
     if not output_file:
         raise UsageError("missing --output_file: where the predictions go, e.g. preds/gnv_test")
     if segments:
-        from y8m.segments import predict_segments
+        from y8m.run.segments import predict_segments
 
         return predict_segments(
             train_dir,
@@ -80,14 +80,14 @@ def predict(
             segment_label_ids=segment_label_ids,
             progress=progress,
         )
-    from y8m import sharding
+    from y8m.run import sharding
 
     total, index = sharding.resolve(num_workers, worker_index)
-    model, config = runs.load_model(train_dir)
+    model, config = rundir.load_model(train_dir)
     name = model_name or os.path.basename(os.path.normpath(train_dir))
     split = split or _guess_split(input_data_pattern)
     report = CorruptReport()
-    ds = runs.dataset_for(
+    ds = rundir.dataset_for(
         config,
         input_data_pattern,
         training=False,
@@ -116,7 +116,7 @@ def predict(
     bar = tqdm(unit="video", desc=f"predict {name}", disable=not progress, dynamic_ncols=True)
     with writer:
         for batch in iterate(ds, input_data_pattern):
-            p = np.asarray(predict_fn(runs.model_inputs(batch, config)), np.float32)
+            p = np.asarray(predict_fn(rundir.model_inputs(batch, config)), np.float32)
             if keep_labels is None:  # test records carry no labels: then none are stored
                 keep_labels = bool(batch["labels"].any())
             ids = [x.decode() for x in batch["id"]]

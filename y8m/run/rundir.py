@@ -70,7 +70,7 @@ def load_model(train_dir: str):
         return model, config
     half = path(train_dir, "weights.float16.npz")
     if os.path.exists(half):  # a `y8m export --dtype=float16` archive, unpacked
-        from y8m.export import load_float16_weights
+        from y8m.run.export import load_float16_weights
 
         model = build_model(config)
         load_float16_weights(model, half)

@@ -10,7 +10,7 @@ import tempfile
 
 _CHILD = """
 import json, resource, sys, time
-from y8m.predict import predict
+from y8m.run.predict import predict
 t = time.perf_counter()
 r = predict(train_dir=sys.argv[1], input_data_pattern=sys.argv[2], output_file=sys.argv[3],
             top_k=int(sys.argv[4]), batch_size=int(sys.argv[5]), progress=False)
@@ -40,7 +40,7 @@ def bench_predict(
         seed: random seed.
     """
     from y8m.data.synth import synthesize
-    from y8m.train import train
+    from y8m.run.train import train
 
     sizes = [
         int(v) for v in str(videos).replace("(", "").replace(")", "").split(",") if str(v).strip()

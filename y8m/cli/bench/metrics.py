@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from y8m import metrics
-from y8m.bench._memory import peak_rss_mb
+from y8m.cli.bench._memory import peak_rss_mb
 from y8m.data import specs
 
 

@@ -15,7 +15,7 @@ from y8m.errors import UsageError
 
 def resolve(num_workers: int | None, worker_index: int | None) -> tuple[int, int]:
     """(N, i) from the flags, else from TF_CONFIG, else (1, 0)."""
-    from y8m.distribute import worker_info
+    from y8m.run.distribute import worker_info
 
     if num_workers is None and worker_index is None:
         return worker_info()

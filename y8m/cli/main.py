@@ -1,4 +1,4 @@
-"""The `y8m` command: python-fire over the functions in y8m.commands."""
+"""The `y8m` command: python-fire over the functions in y8m.cli.commands."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import fire
 
-    from y8m import commands
+    from y8m.cli import commands
     from y8m.errors import UsageError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -60,6 +60,3 @@ def _help_for_fire(argv: list[str]) -> list[str]:
             return argv[:i] + argv[i + 1 :] + ["--", "--help"]
     return argv
 
-
-if __name__ == "__main__":
-    main()

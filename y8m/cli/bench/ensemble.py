@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from y8m.bench._memory import peak_rss_mb
+from y8m.cli.bench._memory import peak_rss_mb
 from y8m.data import specs
 from y8m.metrics import top_k_per_row
 from y8m.predictions import Predictions

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.data import specs
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path, expand_pattern
@@ -108,7 +108,7 @@ def train(
         raise UsageError(
             f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}"
         )
-    from y8m import distribute
+    from y8m.run import distribute
 
     # Multi-worker collectives must be set up before TensorFlow runs any op.
     strat = distribute.make_strategy(strategy)
@@ -168,7 +168,7 @@ def train(
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     keras.utils.set_random_seed(int(seed))
     with strat.scope():
-        net = runs.build_model(config)
+        net = rundir.build_model(config)
         decay_steps = max(int(learning_rate_decay_examples) / global_batch, 1.0)
         schedule = keras.optimizers.schedules.ExponentialDecay(
             float(base_learning_rate), decay_steps, float(learning_rate_decay), staircase=True
@@ -186,15 +186,15 @@ def train(
         )
     if chief:
         if start_new_model:
-            moved = runs.archive(train_dir)
+            moved = rundir.archive(train_dir)
             if moved:
                 print(f"moved the previous run to {moved}")
         _check_resumable(train_dir, config)
-        runs.save_config(train_dir, config)
+        rundir.save_config(train_dir, config)
 
     ckpt_dir = distribute.checkpoint_dir(train_dir, chief)
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
-    latest = tf.train.latest_checkpoint(runs.path(train_dir, runs.CHECKPOINT_DIR))
+    latest = tf.train.latest_checkpoint(rundir.path(train_dir, rundir.CHECKPOINT_DIR))
     if latest:  # every worker resumes from the chief's checkpoints
         ckpt.restore(latest).assert_existing_objects_matched()
         if chief:
@@ -208,7 +208,7 @@ def train(
         shard = None
         if context.num_input_pipelines > 1:
             shard = (context.num_input_pipelines, context.input_pipeline_id)
-        ds = runs.dataset_for(
+        ds = rundir.dataset_for(
             config,
             train_data_pattern,
             training=True,
@@ -218,7 +218,7 @@ def train(
             report=report,
             shard=shard,
         )
-        return ds.map(lambda b: (runs.model_inputs(b, config), b["labels"]))
+        return ds.map(lambda b: (rundir.model_inputs(b, config), b["labels"]))
 
     if replicas == 1 and strategy == "default":
         ds = dataset_fn(tf.distribute.InputContext())
@@ -250,8 +250,8 @@ def train(
         per_replica = strat.run(replica_fn, args=(inputs, labels))
         return strat.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
-    writer = tf.summary.create_file_writer(runs.path(train_dir, runs.LOG_DIR)) if chief else None
-    history_path = runs.path(train_dir, runs.HISTORY_FILE)
+    writer = tf.summary.create_file_writer(rundir.path(train_dir, rundir.LOG_DIR)) if chief else None
+    history_path = rundir.path(train_dir, rundir.HISTORY_FILE)
     if start_step >= total_steps and chief:
         print(f"{train_dir} is already at step {start_step} >= {total_steps}: nothing to train")
     bar = tqdm(
@@ -335,13 +335,13 @@ def train(
         result["gap"] = _validate(net, config, validate_data_pattern, validate_max_videos)
         _append_history(history_path, {"step": step, "validation_gap": result["gap"]})
         print(f"validation GAP {result['gap']:.4f}")
-    with atomic_path(runs.path(train_dir, runs.MODEL_FILE)) as tmp:
+    with atomic_path(rundir.path(train_dir, rundir.MODEL_FILE)) as tmp:
         net.save(tmp)  # the temporary name keeps the .keras suffix keras requires
-    _plot_history(history_path, runs.path(train_dir, runs.CURVE_FILE))
+    _plot_history(history_path, rundir.path(train_dir, rundir.CURVE_FILE))
     if report.skipped:
         print(report.summary())
     print(
-        f"step {step}, loss {last_loss:.4f}; model saved to {runs.path(train_dir, runs.MODEL_FILE)}"
+        f"step {step}, loss {last_loss:.4f}; model saved to {rundir.path(train_dir, rundir.MODEL_FILE)}"
     )
     return result
 
@@ -349,7 +349,7 @@ def train(
 def latest_checkpoint(train_dir: str) -> str | None:
     import tensorflow as tf
 
-    return tf.train.latest_checkpoint(runs.path(train_dir, runs.CHECKPOINT_DIR))
+    return tf.train.latest_checkpoint(rundir.path(train_dir, rundir.CHECKPOINT_DIR))
 
 
 def _fingerprint(net) -> str:
@@ -369,10 +369,10 @@ def _as_list(value) -> list[str]:
 
 
 def _check_resumable(train_dir: str, config: dict) -> None:
-    p = runs.path(train_dir, runs.CONFIG_FILE)
+    p = rundir.path(train_dir, rundir.CONFIG_FILE)
     if not os.path.exists(p):
         return
-    old = runs.load_config(train_dir)
+    old = rundir.load_config(train_dir)
     for key in _IDENTITY_KEYS:
         if old.get(key) != config.get(key):
             raise UsageError(
@@ -400,11 +400,11 @@ def _validate(net, config, pattern: str, max_videos: int) -> float:
     from y8m.metrics import Evaluator
 
     evaluator = Evaluator(int(config["num_classes"]))
-    ds = runs.dataset_for(config, pattern, training=False, batch_size=256)
+    ds = rundir.dataset_for(config, pattern, training=False, batch_size=256)
     seen = 0
     for batch in iterate(ds, pattern):
         evaluator.update(
-            np.asarray(net(runs.model_inputs(batch, config), training=False), np.float32),
+            np.asarray(net(rundir.model_inputs(batch, config), training=False), np.float32),
             batch["labels"],
         )
         seen += len(batch["labels"])

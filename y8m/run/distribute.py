@@ -74,10 +74,10 @@ def make_strategy(name: str = "default"):
 def checkpoint_dir(train_dir: str, chief: bool) -> str:
     """Where this worker writes checkpoints: the run's folder on the chief, a scratch folder
     elsewhere (every worker must take part in saving, only the chief's copy is kept)."""
-    from y8m import runs
+    from y8m.run import rundir
 
     if chief:
-        return runs.path(train_dir, runs.CHECKPOINT_DIR)
+        return rundir.path(train_dir, rundir.CHECKPOINT_DIR)
     return tempfile.mkdtemp(prefix="y8m-worker-ckpt-")
 
 

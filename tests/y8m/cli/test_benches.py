@@ -11,7 +11,7 @@ def _last_json(capsys):
 
 
 def test_bench_reader(synth_dir, capsys):
-    from y8m.bench.reader import bench_reader
+    from y8m.cli.bench.reader import bench_reader
 
     bench_reader(
         str(synth_dir / "frame" / "train*.tfrecord"),
@@ -25,7 +25,7 @@ def test_bench_reader(synth_dir, capsys):
 
 
 def test_bench_train_counts_flops(capsys):
-    from y8m.bench.train import bench_train
+    from y8m.cli.bench.train import bench_train
 
     bench_train(
         model="average_logistic",
@@ -44,8 +44,8 @@ def test_bench_train_counts_flops(capsys):
 
 @pytest.mark.slow
 def test_bench_predict_and_learn(tmp_path, capsys):
-    from y8m.bench.learn import bench_learn
-    from y8m.bench.predict import bench_predict
+    from y8m.cli.bench.learn import bench_learn
+    from y8m.cli.bench.predict import bench_predict
 
     bench_predict(videos="30,60", workdir=str(tmp_path / "p"), batch_size=16)
     figures = _last_json(capsys)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from y8m.segments import cut_segments
+from y8m.run.segments import cut_segments
 
 
 def test_cut_segments_matches_a_loop():
@@ -24,9 +24,9 @@ def test_cut_segments_matches_a_loop():
 def test_predict_and_eval_segments(tmp_path):
     from submissions.formats import read_segment_submission
     from y8m.data.synth import synthesize
-    from y8m.evaluate import evaluate
-    from y8m.predict import predict
-    from y8m.train import train
+    from y8m.run.evaluate import evaluate
+    from y8m.run.predict import predict
+    from y8m.run.train import train
 
     data = tmp_path / "data"
     synthesize(

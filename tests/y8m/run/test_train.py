@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.errors import UsageError
 
 TINY = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "num_mixtures": 2}
@@ -18,7 +18,7 @@ TINY = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "num_mixtures"
 
 @pytest.fixture(scope="module")
 def trained(synth_dir, tmp_path_factory):
-    from y8m.train import train
+    from y8m.run.train import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "gnv"
     result = train(
@@ -49,9 +49,9 @@ def test_train_writes_the_run_directory(trained):
 
 def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
     from y8m.data.readers import iterate
-    from y8m.evaluate import evaluate
+    from y8m.run.evaluate import evaluate
     from y8m.metrics import gap
-    from y8m.predict import predict
+    from y8m.run.predict import predict
     from y8m.predictions import load_predictions
 
     run_dir, _ = trained
@@ -74,11 +74,11 @@ def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
     assert stored.metadata["model_name"] == "gnv" and stored.metadata["split"] == "validate"
     assert os.path.exists(out["csv_file"])
     # The stored top-K equal the model's own outputs on the same (ordered, all-frame) input.
-    model, config = runs.load_model(str(run_dir))
+    model, config = rundir.load_model(str(run_dir))
     dense = {}
     labels = {}
-    for batch in iterate(runs.dataset_for(config, pattern, training=False, batch_size=32), pattern):
-        p = np.asarray(model(runs.model_inputs(batch, config), training=False))
+    for batch in iterate(rundir.dataset_for(config, pattern, training=False, batch_size=32), pattern):
+        p = np.asarray(model(rundir.model_inputs(batch, config), training=False))
         for vid, row, y in zip(batch["id"], p, batch["labels"]):
             dense[vid.decode()] = row
             labels[vid.decode()] = y
@@ -91,7 +91,7 @@ def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
 
 
 def test_resume_continues_from_checkpoint(trained, synth_dir):
-    from y8m.train import train
+    from y8m.run.train import train
 
     run_dir, _ = trained
     result = train(
@@ -148,7 +148,7 @@ def test_sigkill_then_rerun_resumes(synth_dir, tmp_path, capsys):
     latest = tf.train.latest_checkpoint(str(ckpt))
     assert latest, "no checkpoint before the kill"
     killed_at = int(latest.rsplit("-", 1)[1])
-    from y8m.train import train
+    from y8m.run.train import train
 
     result = train(
         model="average_logistic",
@@ -165,7 +165,7 @@ def test_sigkill_then_rerun_resumes(synth_dir, tmp_path, capsys):
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(synth_dir, tmp_path):
-    from y8m.train import train
+    from y8m.run.train import train
 
     with pytest.raises(UsageError, match="NaN|nan"):
         train(
@@ -182,7 +182,7 @@ def test_nan_loss_stops_and_keeps_checkpoint(synth_dir, tmp_path):
 
 
 def test_wrong_level_is_a_clear_error(synth_dir, tmp_path):
-    from y8m.train import train
+    from y8m.run.train import train
 
     with pytest.raises(UsageError, match="video-level"):
         train(
@@ -197,8 +197,8 @@ def test_wrong_level_is_a_clear_error(synth_dir, tmp_path):
 def test_export_float32_and_float16(trained, synth_dir, tmp_path):
     import tarfile
 
-    from y8m.evaluate import evaluate
-    from y8m.export import export
+    from y8m.run.evaluate import evaluate
+    from y8m.run.export import export
 
     run_dir, _ = trained
     pattern = str(synth_dir / "frame" / "validate*.tfrecord")
@@ -220,7 +220,7 @@ def test_export_float32_and_float16(trained, synth_dir, tmp_path):
 
 
 def test_max_model_mb_refuses_a_large_model(synth_dir, tmp_path):
-    from y8m.train import train
+    from y8m.run.train import train
 
     with pytest.raises(UsageError, match="max_model_mb"):
         train(

@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 
@@ -41,17 +41,17 @@ def export(
         raise UsageError("pass --train_dir (a trained run) and --output_file (e.g. model.tgz)")
     if dtype not in ("float32", "float16"):
         raise UsageError(f"--dtype must be float32 or float16, got {dtype!r}")
-    model, config = runs.load_model(train_dir)
+    model, config = rundir.load_model(train_dir)
     members: dict[str, bytes] = {
-        runs.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode()
+        rundir.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode()
     }
     result: dict = {"output_file": output_file, "dtype": dtype}
     if dtype == "float32":
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, runs.MODEL_FILE)
+            path = os.path.join(tmp, rundir.MODEL_FILE)
             model.save(path)
             with open(path, "rb") as f:
-                members[runs.MODEL_FILE] = f.read()
+                members[rundir.MODEL_FILE] = f.read()
     else:
         halves = [
             np.asarray(w).astype(np.float16) if np.asarray(w).dtype.kind == "f" else np.asarray(w)
@@ -99,10 +99,10 @@ def _gap(model, config, pattern, max_videos) -> float:
     evaluator = Evaluator(int(config["num_classes"]))
     seen = 0
     for batch in iterate(
-        runs.dataset_for(config, pattern, training=False, batch_size=256), pattern
+        rundir.dataset_for(config, pattern, training=False, batch_size=256), pattern
     ):
         evaluator.update(
-            np.asarray(model(runs.model_inputs(batch, config), training=False), np.float32),
+            np.asarray(model(rundir.model_inputs(batch, config), training=False), np.float32),
             batch["labels"],
         )
         seen += len(batch["labels"])

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from y8m import runs
+from y8m.run import rundir
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
 
@@ -58,7 +58,7 @@ def evaluate(
             "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"
         )
     if segments:
-        from y8m.segments import evaluate_segments
+        from y8m.run.segments import evaluate_segments
 
         return evaluate_segments(
             train_dir,
@@ -67,13 +67,13 @@ def evaluate(
             output_file=output_file,
             progress=progress,
         )
-    from y8m import sharding
+    from y8m.run import sharding
 
     total, index = sharding.resolve(num_workers, worker_index)
-    model, config = runs.load_model(train_dir)
+    model, config = rundir.load_model(train_dir)
     evaluator = Evaluator(int(config["num_classes"]), top_k=int(top_k))
     report = CorruptReport()
-    ds = runs.dataset_for(
+    ds = rundir.dataset_for(
         config,
         eval_data_pattern,
         training=False,
@@ -87,7 +87,7 @@ def evaluate(
     eps = 1e-5  # the official cross-entropy epsilon
     bar = tqdm(unit="video", desc="eval", disable=not progress, dynamic_ncols=True)
     for batch in iterate(ds, eval_data_pattern):
-        p = np.asarray(predict_fn(runs.model_inputs(batch, config)), np.float32)
+        p = np.asarray(predict_fn(rundir.model_inputs(batch, config)), np.float32)
         y = batch["labels"]
         loss_sum += float(-(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)).sum())
         evaluator.update(p, y)
@@ -120,7 +120,7 @@ def evaluate(
     print(f"{'videos':<12} {seen:>10}")
     if report.skipped:
         print(report.summary())
-    with atomic_open(runs.path(train_dir, runs.EVAL_FILE), "w") as f:
+    with atomic_open(rundir.path(train_dir, rundir.EVAL_FILE), "w") as f:
         json.dump(result, f, indent=2)
     return result
 
@@ -131,10 +131,10 @@ def _merge_workers(evaluator, loss_sum, seen, train_dir, total, index, timeout):
     import os
     import shutil
 
-    from y8m import sharding
+    from y8m.run import sharding
     from y8m.fileio import atomic_path
 
-    folder = runs.path(train_dir, "eval-parts")
+    folder = rundir.path(train_dir, "eval-parts")
     os.makedirs(folder, exist_ok=True)
     state = evaluator.state()
     state["loss"] = np.array([loss_sum, seen], np.float64)

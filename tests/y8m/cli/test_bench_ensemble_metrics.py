@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from y8m.bench.ensemble import bench_ensemble, synthetic_predictions
-from y8m.bench.metrics import bench_metrics
+from y8m.cli.bench.ensemble import bench_ensemble, synthetic_predictions
+from y8m.cli.bench.metrics import bench_metrics
 
 
 def last_json_line(text):
