@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 
 from ensembles.averaging import rank_average, weighted_average
 from ensembles.greedy import GreedyEnsembler
+from ensembles.inputs import check_same_models, index_files, load_models
 from ensembles.recipe import (
     METHODS,
     format_table,
@@ -18,8 +20,7 @@ from ensembles.recipe import (
 )
 from y8m.data import specs
 from y8m.errors import UsageError
-from y8m.fileio import expand_pattern
-from y8m.predictions import METADATA_KEY, Predictions, load_predictions
+from y8m.predictions import Predictions
 
 __all__ = ["Commands", "ensemble"]
 
@@ -58,133 +59,157 @@ def ensemble(
         method, weights, validation_gap, best_single_model, best_single_gap, steps,
         output_file, recipe, plot, num_test_videos.
     """
+    release = _video_release(version)
+    top_k, greedy = _positive_int(top_k, "top_k"), _positive_int(greedy, "greedy")
+    replay = recipe is not None
+    method, weight_map, top_k, test = _choose_method(method, weights, recipe, top_k, test)
+    validation_files, test_files = _read_inputs(validation, test, method, replay)
+    if method == "greedy" and not replay:
+        fit = _fit_greedy(validation_files, greedy, not no_replacement, top_k, release)
+    else:
+        fit = _fixed_weights(weight_map, validation_files, test_files, method, top_k, release)
+    output_path, num_test_videos = _write_test_submission(
+        test_files, fit.weights, method, top_k, release, output_file, gzip
+    )
+    recipe_path = plot_path = None
+    if not replay:
+        options = {"greedy": greedy, "replace": not no_replacement}
+        recipe_path, plot_path = _write_recipe_and_plot(
+            fit, method, top_k, release, validation, test, options, output_file, output_dir
+        )
+    best_single = fit.best_single
+    _print_summary(fit, method, replay, output_path, num_test_videos, recipe_path, plot_path, top_k)
+    return {
+        "method": method,
+        "weights": fit.weights,
+        "validation_gap": fit.validation_gap,
+        "best_single_model": best_single,
+        "best_single_gap": fit.single_gaps[best_single] if best_single else None,
+        "steps": fit.history or [],
+        "output_file": output_path,
+        "recipe": recipe_path,
+        "plot": plot_path,
+        "num_test_videos": num_test_videos,
+    }
+
+
+@dataclasses.dataclass
+class _Fit:
+    """The chosen weights and, where validation had labels, what they scored."""
+
+    weights: dict[str, float]
+    history: list[dict] | None = None
+    best_step: int | None = None
+    validation_gap: float | None = None
+    single_gaps: dict[str, float] | None = None
+
+    @property
+    def best_single(self) -> str | None:
+        return max(self.single_gaps, key=self.single_gaps.get) if self.single_gaps else None
+
+
+def _video_release(version) -> specs.Release:
     release = specs.release(version)
     if release.has_segments:
         raise UsageError(
             f"--version={version} is the segment task: ensembles write video-level submissions "
             "(--version=2018 or 2017)"
         )
-    top_k, greedy = _positive_int(top_k, "top_k"), _positive_int(greedy, "greedy")
-    replay = recipe is not None
-    if replay:
+    return release
+
+
+def _choose_method(method, weights, recipe, top_k: int, test):
+    """(method, weights or None, top_k, test) from the flags, or from the recipe to replay."""
+    if recipe is not None:
         loaded = load_recipe(recipe)
-        method, weight_map = loaded["method"], dict(loaded["weights"])
         top_k = int(loaded.get("top_k", top_k))
-        test = test or loaded.get("test")
-    else:
-        if method not in METHODS:
-            raise UsageError(f"unknown --method={method!r}: use one of {', '.join(METHODS)}")
-        weight_map = _parse_weights(weights) if weights is not None else None
-        if method == "weighted" and not weight_map:
-            raise UsageError("--method=weighted needs --weights, e.g. --weights='a=0.7,b=0.3'")
-        if weight_map and method in ("greedy", "mean"):
-            raise UsageError(f"--weights goes with --method=weighted or rank, not {method}")
+        return loaded["method"], dict(loaded["weights"]), top_k, test or loaded.get("test")
+    if method not in METHODS:
+        raise UsageError(f"unknown --method={method!r}: use one of {', '.join(METHODS)}")
+    weight_map = _parse_weights(weights) if weights is not None else None
+    if method == "weighted" and not weight_map:
+        raise UsageError("--method=weighted needs --weights, e.g. --weights='a=0.7,b=0.3'")
+    if weight_map and method in ("greedy", "mean"):
+        raise UsageError(f"--weights goes with --method=weighted or rank, not {method}")
+    return method, weight_map, top_k, test
+
+
+def _read_inputs(validation, test, method: str, replay: bool):
+    """model name -> file for each split given; checks both splits name the same models."""
     if not validation and not test:
         raise UsageError("pass --validation=GLOB and/or --test=GLOB of prediction files")
     if method == "greedy" and not replay and not validation:
         raise UsageError("greedy selection needs --validation=GLOB (stores with labels)")
-
-    validation_files = _index_files(validation, "validation") if validation else {}
-    test_files = _index_files(test, "test") if test else {}
+    validation_files = index_files(validation, "validation") if validation else {}
+    test_files = index_files(test, "test") if test else {}
     if validation_files and test_files and not replay:
-        _check_same_models(validation_files, test_files)
+        check_same_models(validation_files, test_files)
+    return validation_files, test_files
 
-    def load(files: Mapping[str, str], names, what: str) -> dict[str, Predictions]:
-        missing = [n for n in names if n not in files]
-        if missing:
-            raise UsageError(
-                f"model {missing[0]!r} has no {what} predictions among "
-                f"{', '.join(sorted(files)) or 'none'}: pass its {what} file too"
-            )
-        out = {n: load_predictions(files[n], num_classes=release.num_classes) for n in names}
-        for name, p in out.items():
-            _check_classes(p, name, release)
-        return out
 
-    history, best_step, single_gaps, validation_gap = None, None, None, None
-    if method == "greedy" and not replay:
-        est = GreedyEnsembler(
-            n_iter=greedy, replace=not no_replacement, top_k=top_k, progress=True
-        ).fit(load(validation_files, sorted(validation_files), "validation"))
-        weight_map, history, best_step = est.weights_, est.history_, est.best_step_
-        validation_gap, single_gaps = est.validation_gap_, est.single_gaps_
-    else:
-        if weight_map is None:
-            names = sorted(validation_files or test_files)
-            weight_map = dict.fromkeys(names, 1.0)
-        weight_map = _normalise(weight_map)
-        if validation_files:
-            val = load(validation_files, list(weight_map), "validation")
-            combined = _combine(val, weight_map, method, top_k)
-            if combined.labels is not None:
-                validation_gap = combined.gap(top_k)
-                single_gaps = {n: p.gap(top_k) for n, p in val.items() if p.labels is not None}
+def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, release) -> _Fit:
+    """Greedy GAP selection on every validation model."""
+    validation = load_models(validation_files, sorted(validation_files), "validation", release)
+    est = GreedyEnsembler(n_iter=greedy, replace=replace, top_k=top_k, progress=True)
+    est.fit(validation)
+    return _Fit(est.weights_, est.history_, est.best_step_, est.validation_gap_, est.single_gaps_)
 
-    output_path = None
-    num_test_videos = 0
-    if test_files:
-        combined = _combine(load(test_files, list(weight_map), "test"), weight_map, method, top_k)
-        output_path = (
-            output_file + ".gz" if gzip and not output_file.endswith(".gz") else output_file
-        )
-        _write_submission(output_path, combined, version=release.version, top_k=top_k, gzip=gzip)
-        num_test_videos = combined.num_videos
 
+def _fixed_weights(weight_map, validation_files, test_files, method, top_k, release) -> _Fit:
+    """Given (or equal) weights, normalised, and their validation GAPs where there are labels."""
+    if weight_map is None:
+        weight_map = dict.fromkeys(sorted(validation_files or test_files), 1.0)
+    fit = _Fit(_normalise(weight_map))
+    if validation_files:
+        val = load_models(validation_files, list(fit.weights), "validation", release)
+        combined = _combine(val, fit.weights, method, top_k)
+        if combined.labels is not None:
+            fit.validation_gap = combined.gap(top_k)
+            fit.single_gaps = {n: p.gap(top_k) for n, p in val.items() if p.labels is not None}
+    return fit
+
+
+def _write_test_submission(test_files, weights, method, top_k, release, output_file, gzip):
+    """(path, videos) of the submission made from the test predictions; (None, 0) without."""
+    if not test_files:
+        return None, 0
+    test = load_models(test_files, list(weights), "test", release)
+    combined = _combine(test, weights, method, top_k)
+    output_path = output_file + ".gz" if gzip and not output_file.endswith(".gz") else output_file
+    _write_submission(output_path, combined, version=release.version, top_k=top_k, gzip=gzip)
+    return output_path, combined.num_videos
+
+
+def _write_recipe_and_plot(
+    fit: _Fit, method, top_k, release, validation, test, options, output_file, output_dir
+):
+    """(recipe path, plot path or None), named after output_file, in output_dir or beside it."""
     stem = os.path.basename(output_file)
     for suffix in (".gz", ".csv"):
         stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
     out_dir = output_dir or os.path.dirname(os.path.abspath(output_file))
-    recipe_path = plot_path = None
-    if not replay:
-        recipe_path = save_recipe(
-            os.path.join(out_dir, f"{stem}.recipe.json"),
-            make_recipe(
-                method=method,
-                weights=weight_map,
-                top_k=top_k,
-                version=release.version,
-                validation=validation,
-                test=test,
-                history=history,
-                best_step=best_step,
-                validation_gap=validation_gap,
-                single_gaps=single_gaps,
-                options={"greedy": greedy, "replace": not no_replacement},
-            ),
-        )
-        if history:
-            plot_path = plot_history(
-                os.path.join(out_dir, f"{stem}.gap.png"), history, single_gaps, top_k
-            )
-
-    best_single = max(single_gaps, key=single_gaps.get) if single_gaps else None
-    _print_summary(
-        method,
-        replay,
-        history,
-        best_step,
-        weight_map,
-        validation_gap,
-        best_single,
-        single_gaps,
-        output_path,
-        num_test_videos,
-        recipe_path,
-        plot_path,
-        top_k,
+    recipe_path = save_recipe(
+        os.path.join(out_dir, f"{stem}.recipe.json"),
+        make_recipe(
+            method=method,
+            weights=fit.weights,
+            top_k=top_k,
+            version=release.version,
+            validation=validation,
+            test=test,
+            history=fit.history,
+            best_step=fit.best_step,
+            validation_gap=fit.validation_gap,
+            single_gaps=fit.single_gaps,
+            options=options,
+        ),
     )
-    return {
-        "method": method,
-        "weights": weight_map,
-        "validation_gap": validation_gap,
-        "best_single_model": best_single,
-        "best_single_gap": single_gaps[best_single] if best_single else None,
-        "steps": history or [],
-        "output_file": output_path,
-        "recipe": recipe_path,
-        "plot": plot_path,
-        "num_test_videos": num_test_videos,
-    }
+    plot_path = None
+    if fit.history:
+        plot_path = plot_history(
+            os.path.join(out_dir, f"{stem}.gap.png"), fit.history, fit.single_gaps, top_k
+        )
+    return recipe_path, plot_path
 
 
 class Commands:
@@ -233,60 +258,6 @@ def _normalise(weights: Mapping[str, float]) -> dict[str, float]:
     return {n: w / total for n, w in weights.items() if w > 0}
 
 
-def _model_name(path: str) -> str:
-    """The name a file is matched by: the store's model_name, or a CSV's file stem."""
-    name = os.path.basename(path)
-    if name.lower().endswith((".csv", ".csv.gz")):
-        for suffix in (".gz", ".csv"):
-            name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
-        return name
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
-    except (pa.ArrowInvalid, OSError):
-        raw = None
-    if raw is None:
-        raise UsageError(
-            f"{path} is neither a y8m prediction store nor a Kaggle CSV: pass files from "
-            "`y8m predict` (.parquet) or submissions (.csv)"
-        )
-    return str(json.loads(raw).get("model_name") or os.path.splitext(os.path.basename(path))[0])
-
-
-def _index_files(pattern: str, what: str) -> dict[str, str]:
-    """model name -> file for every file matching `pattern`; a UsageError on duplicate names."""
-    files: dict[str, str] = {}
-    for path in expand_pattern(pattern, f"{what} prediction files"):
-        name = _model_name(path)
-        if name in files:
-            raise UsageError(
-                f"{what} files {files[name]} and {path} are both model {name!r}: give each "
-                "model one file per split"
-            )
-        files[name] = path
-    return files
-
-
-def _check_same_models(validation: Mapping[str, str], test: Mapping[str, str]) -> None:
-    for name in sorted(set(validation) ^ set(test)):
-        side, other = ("validation", "test") if name in validation else ("test", "validation")
-        raise UsageError(
-            f"model {name!r} has {side} predictions ({(validation | test)[name]}) but no {other} "
-            f"predictions: models are matched by name, give every model both"
-        )
-
-
-def _check_classes(p: Predictions, name: str, release: specs.Release) -> None:
-    largest = int(p.classes.max(initial=-1))
-    if largest >= release.num_classes:
-        raise UsageError(
-            f"model {name!r} predicts class {largest}, beyond the {release.num_classes} classes "
-            f"of the {release.version} release: pass the matching --version"
-        )
-
-
 def _combine(
     predictions: dict[str, Predictions], weights: dict[str, float], method: str, top_k: int
 ) -> Predictions:
@@ -306,30 +277,19 @@ def _write_submission(path: str, p: Predictions, *, version: int, top_k: int, gz
 
 
 def _print_summary(
-    method,
-    replay,
-    history,
-    best_step,
-    weights,
-    validation_gap,
-    best_single,
-    single_gaps,
-    output_path,
-    num_test_videos,
-    recipe_path,
-    plot_path,
-    top_k,
+    fit: _Fit, method, replay, output_path, num_test_videos, recipe_path, plot_path, top_k
 ):
-    if history:
-        print(format_table(history, best_step))
-        if best_step != len(history):
-            print(f"(* the ensemble uses the first {best_step} steps: the best validation GAP)")
+    if fit.history:
+        print(format_table(fit.history, fit.best_step))
+        if fit.best_step != len(fit.history):
+            print(f"(* the ensemble uses the first {fit.best_step} steps: the best validation GAP)")
     title = "replayed recipe" if replay else method
-    print(f"{title}: " + ", ".join(f"{n} {w:.3f}" for n, w in weights.items()))
-    if validation_gap is not None:
-        line = f"validation GAP@{top_k}: {validation_gap:.5f}"
+    print(f"{title}: " + ", ".join(f"{n} {w:.3f}" for n, w in fit.weights.items()))
+    if fit.validation_gap is not None:
+        line = f"validation GAP@{top_k}: {fit.validation_gap:.5f}"
+        best_single = fit.best_single
         if best_single:
-            line += f" (best single model {best_single}: {single_gaps[best_single]:.5f})"
+            line += f" (best single model {best_single}: {fit.single_gaps[best_single]:.5f})"
         print(line)
     if output_path:
         print(f"submission: {output_path} ({num_test_videos} videos)")

@@ -1,7 +1,29 @@
-"""The model registry: one name per architecture, a builder behind each, overrides checked.
+"""The model registry: one name per architecture, a builder behind each, hyper-parameters checked.
 
-Builders register with `@register_model(family, sample=...)`; `frame_models/__init__.py`
-imports every builder module, so the registry is complete once `frame_models` is imported.
+The builder contract. A model is registered with
+
+    @register_model(family, sample=..., exclude=(...))
+    def name(num_classes, features, **hparams) -> keras.Model: ...
+
+- `name` (the function's name) is the registry name.
+- The builder receives `num_classes` as an int >= 1 and `features` as a non-empty tuple of
+  `Feature(name, size)` (distinct names, none `num_frames`, sizes ints >= 1), both checked
+  here. `hparams` are the caller's keyword arguments, without `None` values, each one of the
+  model's `hparams` (below). Their values are unchecked: the builder checks them with
+  `frame_models.options` and raises `ValueError` naming the option.
+- The builder returns an uncompiled `keras.Model` from a dict of inputs to (B, C) float32
+  probabilities. A frame-level model (`sample` not None) takes one (B, T, D) float input per
+  feature, named after it, and `num_frames` (B,) int32. A video-level model (`sample` None)
+  takes one (B, D) float input per feature.
+- The builder calls `family(num_classes, features, <its fixed positional arguments>,
+  **hparams)`. The family's keyword-only parameters, less `exclude`, are the model's
+  hyper-parameters. `exclude` lists those the variant never uses, such as the MoE's
+  `num_mixtures` for a logistic classifier, so they are rejected rather than ignored.
+- Random-sampling models also take `sample_frames`, the frames the reader draws per video for
+  training. It shapes no layer: `input_mode` reads it, and `build` checks it and drops it.
+
+`frame_models/__init__.py` imports every builder module, so the registry is complete once
+`frame_models` is imported. Every error here is a `ValueError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -13,33 +35,11 @@ from typing import Any
 
 import keras
 
-from frame_models.options import positive_int
-from y8m.data import specs
-from y8m.errors import UsageError
+from frame_models import options
 
-# Accepted by every model so one command line works across families; a model that has no use
-# for one of them ignores it.
-SHARED_OVERRIDES = frozenset(
-    {
-        "cluster_size",
-        "audio_cluster_size",
-        "hidden_size",
-        "num_mixtures",
-        "sample_frames",
-        "rnn_cells",
-        "rnn_layers",
-        "gating_after_pooling",
-        "gating_after_moe",
-        "gating",
-        "fusion",
-        "feature_names",
-        "feature_sizes",
-        "moe_l2",
-        "l2_penalty",
-        "input_batch_norm",
-    }
-)
 SAMPLINGS = ("random", "ordered")
+# The hyper-parameter that random-sampling models take beside their family's parameters.
+SAMPLE_FRAMES = "sample_frames"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,21 +48,29 @@ class ModelEntry:
 
     Attributes:
         name: registry name.
-        builder: `(num_classes, **overrides) -> keras.Model`.
-        family: the family builder whose keyword-only parameters are the model's own overrides.
+        builder: `(num_classes, features, **hparams) -> keras.Model`.
+        family: the family builder the builder calls; its keyword-only parameters, less
+            `exclude`, are the model's hyper-parameters.
         sample: training frame sampling, "random" or "ordered"; None for video-level models.
+        exclude: keyword-only parameters of `family` that this model does not take.
     """
 
     name: str
     builder: Callable[..., keras.Model]
     family: Callable[..., keras.Model]
     sample: str | None
+    exclude: frozenset[str] = frozenset()
 
     @property
-    def own_overrides(self) -> frozenset[str]:
-        """Names of the family builder's keyword-only parameters."""
-        params = inspect.signature(self.family).parameters.values()
-        return frozenset(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+    def hparams(self) -> frozenset[str]:
+        """Names of the hyper-parameters the model takes (see the module docstring)."""
+        names = _keyword_only(self.family) - self.exclude
+        return (names | {SAMPLE_FRAMES}) if self.sample == "random" else names
+
+    @property
+    def frame_level(self) -> bool:
+        """Whether the model reads frames (and `num_frames`) rather than video-level vectors."""
+        return self.sample is not None
 
     @property
     def summary(self) -> str:
@@ -73,26 +81,42 @@ class ModelEntry:
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(family: Callable[..., keras.Model], sample: str | None):
+def _keyword_only(function: Callable[..., Any]) -> frozenset[str]:
+    params = inspect.signature(function).parameters.values()
+    return frozenset(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+
+
+def register_model(
+    family: Callable[..., keras.Model], sample: str | None, exclude: tuple[str, ...] = ()
+):
     """Decorator registering a model builder under its function name.
 
     Args:
         family: the family builder the decorated function calls; its keyword-only parameters
-            are the overrides the model accepts (besides `SHARED_OVERRIDES`).
-        sample: "random" (frames sampled with replacement), "ordered" (frames in order) or None
-            (video-level model).
+            are the hyper-parameters the model accepts.
+        sample: "random" (frames sampled with replacement; the model also takes
+            `sample_frames`), "ordered" (frames in order) or None (video-level model).
+        exclude: keyword-only parameters of `family` that this model does not use; they are
+            rejected like unknown names.
 
     Returns:
         The decorator; it returns the function unchanged.
+
+    Raises:
+        ValueError: a bad `sample`, an `exclude` name `family` does not take, or a name
+            registered twice.
     """
     if sample is not None and sample not in SAMPLINGS:
         raise ValueError(f"sample must be None or one of {SAMPLINGS}, received {sample!r}")
+    stray = sorted(set(exclude) - _keyword_only(family))
+    if stray:
+        raise ValueError(f"exclude names {stray} that {family.__name__} does not take")
 
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         name = builder.__name__
         if name in _MODELS:
             raise ValueError(f"model {name!r} is registered twice")
-        _MODELS[name] = ModelEntry(name, builder, family, sample)
+        _MODELS[name] = ModelEntry(name, builder, family, sample, frozenset(exclude))
         return builder
 
     return decorator
@@ -104,39 +128,49 @@ def names() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry of `name`; a UsageError listing the valid names otherwise."""
+    """The registry entry of `name`; a ValueError listing the valid names otherwise."""
     try:
         return _MODELS[name]
     except (KeyError, TypeError):
-        raise UsageError(f"unknown model {name!r}: use one of {', '.join(names())}") from None
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(names())}") from None
 
 
-def valid_overrides(name: str) -> list[str]:
-    """Sorted override names `name` accepts (its own and the shared ones)."""
-    return sorted(get_entry(name).own_overrides | SHARED_OVERRIDES)
+def valid_hparams(name: str) -> list[str]:
+    """Sorted names of the hyper-parameters `name` accepts."""
+    return sorted(get_entry(name).hparams)
 
 
-def _applicable(entry: ModelEntry, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Overrides without Nones, checked, restricted to those the family builder takes."""
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    own = entry.own_overrides
-    unknown = sorted(set(overrides) - own - SHARED_OVERRIDES)
+# The name used before hyper-parameters were checked per model.
+valid_overrides = valid_hparams
+
+
+def _checked(entry: ModelEntry, hparams: dict[str, Any]) -> dict[str, Any]:
+    """`hparams` without Nones; a ValueError if the model does not take one of them."""
+    hparams = {k: v for k, v in hparams.items() if v is not None}
+    unknown = sorted(set(hparams) - entry.hparams)
     if unknown:
-        raise UsageError(
+        raise ValueError(
             f"model {entry.name!r} has no option(s) {', '.join(unknown)}: valid options are "
-            f"{', '.join(valid_overrides(entry.name))}"
+            f"{', '.join(valid_hparams(entry.name))}"
         )
-    return {k: v for k, v in overrides.items() if k in own}
+    if SAMPLE_FRAMES in hparams:
+        hparams[SAMPLE_FRAMES] = options.positive_int(SAMPLE_FRAMES, hparams[SAMPLE_FRAMES])
+    return hparams
 
 
-def build(name: str, num_classes: int, **overrides: Any) -> keras.Model:
+def build(name: str, num_classes: int, features: Any, **hparams: Any) -> keras.Model:
     """Builds the registered model `name`.
 
     Args:
         name: a registry name, see `names()`.
         num_classes: C, size of the output.
-        **overrides: hyper-parameters; None values are dropped so defaults apply. Shared names
-            (`SHARED_OVERRIDES`) are accepted by every model and ignored where they do not apply.
+        features: the input streams in order, a non-empty sequence of `(name, size)` pairs
+            (or of objects with `name` and `size`, or a name -> size mapping), such as
+            `[("rgb", 1024), ("audio", 128)]` for a frame-level model or
+            `[("mean_rgb", 1024), ("mean_audio", 128)]` for a video-level one. The first
+            stream is the one `cluster_size` applies to.
+        **hparams: the model's hyper-parameters, see `valid_hparams(name)`; None values are
+            dropped so defaults apply.
 
     Returns:
         An uncompiled `keras.Model` from a dict of inputs (frame level: one (B, T, D) input per
@@ -144,37 +178,41 @@ def build(name: str, num_classes: int, **overrides: Any) -> keras.Model:
         (B, C) float32 probabilities.
 
     Raises:
-        UsageError: unknown name, unknown override, or a bad override value.
+        ValueError: unknown name, a hyper-parameter the model does not take, a bad value, or a
+            bad feature list.
     """
     entry = get_entry(name)
-    num_classes = positive_int("num_classes", num_classes)
-    return entry.builder(num_classes, **_applicable(entry, overrides))
+    num_classes = options.positive_int("num_classes", num_classes)
+    features = options.features(features)
+    hparams = _checked(entry, hparams)
+    hparams.pop(SAMPLE_FRAMES, None)
+    return entry.builder(num_classes, features, **hparams)
 
 
-def input_mode(name: str, **overrides: Any) -> dict[str, Any]:
+def input_mode(name: str, **hparams: Any) -> dict[str, Any]:
     """How the reader should feed `name` during training.
 
     Args:
         name: a registry name.
-        **overrides: the same overrides as for `build`; only `sample_frames` matters here.
+        **hparams: the same hyper-parameters as for `build` (checked by name); only
+            `sample_frames` matters here.
 
     Returns:
         `{"frame_level": bool, "sample": "random" | "ordered" | None, "num_samples": int | None}`:
-        cluster-pooling models draw `sample_frames` (default 300) frames with replacement from
-        the real frames; recurrent and averaging models read frames in order (`num_samples`
-        None); video-level models read no frames (`sample` None).
+        cluster-pooling models draw frames with replacement from the real frames
+        (`sample` "random"; `num_samples` is `sample_frames`, or None when not given, for the
+        caller to fill in with its maximum frame count); recurrent and averaging models read
+        frames in order (`sample` "ordered", `num_samples` None); video-level models read no
+        frames (`frame_level` False, `sample` None).
 
     Raises:
-        UsageError: unknown name or override, or `sample_frames` not a positive integer.
+        ValueError: unknown name, a hyper-parameter the model does not take, or
+            `sample_frames` not a positive integer.
     """
     entry = get_entry(name)
-    _applicable(entry, overrides)
-    num_samples = None
-    if entry.sample == "random":
-        value = overrides.get("sample_frames")
-        num_samples = specs.MAX_FRAMES if value is None else positive_int("sample_frames", value)
+    hparams = _checked(entry, hparams)
     return {
-        "frame_level": entry.sample is not None,
+        "frame_level": entry.frame_level,
         "sample": entry.sample,
-        "num_samples": num_samples,
+        "num_samples": hparams.get(SAMPLE_FRAMES),
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from frame_models import registry
+from frame_models import options, registry
 
 # Sizes quoted in the thesis (section 3.5.8), for 4716 classes (2017 vocabulary). They match
 # 128 rgb clusters for (gated) NetVLAD and the starter code's last-layer LSTM state better than
@@ -16,8 +16,8 @@ from frame_models import registry
 THESIS_PARAMS = {"netvlad": 160_000_000, "gated_netvlad": 180_000_000, "lstm": 40_000_000}
 
 
-def count_params(name: str, num_classes: int, **overrides: Any) -> int:
-    """Number of weights (trainable and not) of `build(name, num_classes, **overrides)`.
+def count_params(name: str, num_classes: int, features: Any, **hparams: Any) -> int:
+    """Number of weights (trainable and not) of `build(name, num_classes, features, **hparams)`.
 
     The model is built without allocating its weights (deferred in a `keras.StatelessScope`), in
     a short-lived thread: Keras keeps the pending variables in thread-local state, which goes
@@ -25,14 +25,16 @@ def count_params(name: str, num_classes: int, **overrides: Any) -> int:
     300M-parameter model is counted in well under a second.
 
     Raises:
-        UsageError: as `frame_models.build`.
+        ValueError: as `frame_models.build`.
     """
     result: dict[str, Any] = {}
 
     def count() -> None:
         try:
             with keras.StatelessScope(initialize_variables=False):
-                result["params"] = registry.build(name, num_classes, **overrides).count_params()
+                result["params"] = registry.build(
+                    name, num_classes, features, **hparams
+                ).count_params()
         except BaseException as error:  # re-raised in the caller's thread
             result["error"] = error
 
@@ -44,11 +46,21 @@ def count_params(name: str, num_classes: int, **overrides: Any) -> int:
     return int(result["params"])
 
 
-def parameter_table(num_classes: int, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def parameter_table(
+    num_classes: int,
+    frame_features: Any,
+    video_features: Any,
+    names: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
     """One row per model: its parameter count, float32 size, and the thesis's figure.
+
+    Every model is built with its default hyper-parameters.
 
     Args:
         num_classes: C used to build every model (the thesis figures are for 4716).
+        frame_features: the `features` of the frame-level models, as for `frame_models.build`
+            (the thesis figures are for rgb 1024 + audio 128).
+        video_features: the `features` of the video-level models.
         names: registry names (default: all, sorted).
 
     Returns:
@@ -56,11 +68,14 @@ def parameter_table(num_classes: int, names: Iterable[str] | None = None) -> lis
         `4 * params / 1e6`; `thesis_params` is the thesis's quoted count or None.
 
     Raises:
-        UsageError: an unknown name or a bad `num_classes`.
+        ValueError: an unknown name, a bad `num_classes` or a bad feature list.
     """
+    frame_features = options.features(frame_features)
+    video_features = options.features(video_features)
     rows = []
     for name in registry.names() if names is None else list(names):
-        params = count_params(name, num_classes)
+        features = frame_features if registry.get_entry(name).frame_level else video_features
+        params = count_params(name, num_classes, features)
         rows.append(
             {
                 "name": name,

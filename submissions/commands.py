@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from submissions.score import score_submission
 from submissions.validate import raise_for_report, validate_submission
 from y8m.data import specs
@@ -12,16 +14,20 @@ class Commands:
     """Check and score Kaggle submission files (2017/2018 videos, 2019 segments)."""
 
     def validate(
-        self, file: str, version: int = specs.DEFAULT_VERSION, ids_from: str | None = None
+        self,
+        file: str,
+        version: int = specs.DEFAULT_VERSION,
+        ids_from: str | pd.DataFrame | None = None,
     ) -> dict:
         """Checks that a submission file is one Kaggle accepts; the first problem has its line.
 
         Args:
             file: the submission CSV (plain or .gz).
             version: 2017 or 2018 (VideoId,LabelConfidencePairs) or 2019 (Class,Segments).
-            ids_from: expected video ids: a TFRecord glob of the test set or a .csv/.txt of ids.
+            ids_from: expected video ids: a .csv/.txt of ids, or a DataFrame with an `id` column
+                (`y8m submission validate` reads a TFRecord glob of the test set into one).
         """
-        report = validate_submission(str(file), version=version, ids_from=_pattern(ids_from))
+        report = validate_submission(str(file), version=version, ids_from=as_source(ids_from))
         raise_for_report(report)
         if report["format"] == "video":
             summary = (
@@ -39,20 +45,24 @@ class Commands:
         return report
 
     def score(
-        self, file: str, solution: str | None = None, version: int = specs.DEFAULT_VERSION
+        self,
+        file: str,
+        solution: str | pd.DataFrame | None = None,
+        version: int = specs.DEFAULT_VERSION,
     ) -> dict:
         """Scores a submission against true labels: GAP@20 (2017/2018) or segment mAP (2019).
 
         Args:
             file: the submission CSV (plain or .gz).
-            solution: true labels: a TFRecord glob, or a CSV (VideoId,Labels; 2019: ratings).
+            solution: true labels: a CSV (VideoId,Labels; 2019: ratings) or a DataFrame
+                (`y8m submission score` reads a TFRecord glob into one).
             version: 2017, 2018 or 2019.
         """
         if solution is None:
             raise UsageError(
                 "pass --solution=GLOB_OR_CSV: the true labels (TFRecords or a VideoId,Labels CSV)"
             )
-        result = score_submission(str(file), _pattern(solution), version=version)
+        result = score_submission(str(file), as_source(solution), version=version)
         if result["metric"] == "gap":
             print(
                 f"GAP@{specs.SUBMISSION_TOP_K} {result['gap']:.6f} on {result['videos']} videos "
@@ -70,8 +80,11 @@ class Commands:
         return result
 
 
-def _pattern(value):
-    """Fire turns `--flag=a,b` into a tuple; globs take comma-separated patterns as one string."""
+def as_source(value):
+    """A flag's value as a path or glob: fire turns `--flag=a,b` into a tuple, and globs take
+    comma-separated patterns as one string. DataFrames and None pass through."""
+    if value is None or isinstance(value, pd.DataFrame):
+        return value
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
-    return None if value is None else str(value)
+    return str(value)

@@ -22,15 +22,34 @@ def score_submission(path: str, solution, version: int = specs.DEFAULT_VERSION) 
 
     Args:
         path: the submission file (plain or gzip).
-        solution: video task: a glob of TFRecords, a CSV of `VideoId,Labels` rows (labels
-            space-separated; the header is optional) or a DataFrame (`id`, `labels`). Segment
-            task: a glob of 2019 validate records, a CSV of ratings or a DataFrame (`id`,
-            `class`, `start_time`, `score`); see `truth.load_segment_ratings`.
+        solution: video task: a CSV of `VideoId,Labels` rows (labels space-separated; the
+            header is optional) or a DataFrame (`id`, `labels`), e.g. from
+            `y8m.data.read_labels(glob)`. Segment task: a CSV of ratings or a DataFrame (`id`,
+            `class`, `start_time`, `score`), e.g. from `y8m.data.read_segment_ratings(glob)`;
+            see `truth.load_segment_ratings`.
         version: 2017 or 2018 (GAP) or 2019 (segment mAP).
 
     Returns:
         Video task: `gap`, `videos` (in the solution), `submitted`, `scored` (in both),
         `missing`, `extra`, `positives`, `hits`. Segment task: `segment_map`'s dict with `map`.
+    """
+    release = scored_release(path, version)
+    if release.has_segments:
+        result = segments.segment_map(
+            formats.read_segment_submission(path), truth.load_segment_ratings(solution)
+        )
+        return {"metric": "segment_map", **result}
+    ids, classes, scores = formats.read_video_submission(path)
+    labels = truth.load_video_labels(solution)
+    return {"metric": "gap", **video_gap(ids, classes, scores, labels)}
+
+
+def scored_release(path: str, version: int = specs.DEFAULT_VERSION) -> specs.Release:
+    """The release `version` names, once the file is checked to be that task's submission.
+
+    Raises:
+        UsageError: an unknown version, an unreadable file, or a video submission scored as
+            segments (or the reverse).
     """
     release = specs.release(version)
     found = parsing.sniff_format(path)
@@ -40,14 +59,7 @@ def score_submission(path: str, solution, version: int = specs.DEFAULT_VERSION) 
         raise UsageError(
             f"{path} is a {found} submission but version {version} scores {wanted}s: pass {hint}"
         )
-    if release.has_segments:
-        result = segments.segment_map(
-            formats.read_segment_submission(path), truth.load_segment_ratings(solution)
-        )
-        return {"metric": "segment_map", **result}
-    ids, classes, scores = formats.read_video_submission(path)
-    labels = truth.load_video_labels(solution, version=release.version)
-    return {"metric": "gap", **video_gap(ids, classes, scores, labels)}
+    return release
 
 
 def video_gap(

@@ -1,6 +1,8 @@
 """Ground truth for validation and scoring: test-set ids, video labels, segment ratings.
 
-Each comes from TFRecords (through the `y8m.data` readers) or from a small CSV/TXT file.
+Each is a DataFrame already read, or a small CSV/TXT file read here. TFRecords are read by the
+caller (`y8m submission` uses `y8m.data.read_labels` / `read_segment_ratings`), so this package
+never loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -25,20 +27,17 @@ def is_table(source) -> bool:
     )
 
 
-def load_ids(source, version: int | None = None) -> list[str]:
-    """Video ids from a TFRecord glob (`y8m.data.read_labels`) or a CSV/TXT file of ids.
+def load_ids(source) -> list[str]:
+    """Video ids from a DataFrame with an `id` column or a CSV/TXT file of ids.
 
     A CSV/TXT gives its first column; a first line reading `id`, `VideoId` or `video_id` is a
-    header and is skipped. Blank lines are skipped.
+    header and is skipped. Blank lines are skipped. For TFRecords, pass
+    `y8m.data.read_labels(glob)`.
     """
     if isinstance(source, pd.DataFrame):
         return source["id"].astype(str).tolist()
-    if not is_table(source):
-        from y8m.data import read_labels
-
-        return read_labels(source, version=version)["id"].astype(str).tolist()
     ids = []
-    with parsing.open_text(_existing(source)) as f:
+    with parsing.open_text(_table(source, "ids", "y8m.data.read_labels")) as f:
         for line_no, line in enumerate(f, start=1):
             vid = line.rstrip("\r\n").split(",", 1)[0].strip()
             if vid and not (line_no == 1 and vid.lower() in _ID_HEADERS):
@@ -48,23 +47,18 @@ def load_ids(source, version: int | None = None) -> list[str]:
     return ids
 
 
-def load_video_labels(solution, version: int | None = None) -> pd.DataFrame:
+def load_video_labels(solution) -> pd.DataFrame:
     """True labels as a DataFrame with columns `id` (str) and `labels` (list of int).
 
     Args:
-        solution: a DataFrame with those columns, a glob of TFRecords (`y8m.data.read_labels`),
+        solution: a DataFrame with those columns (for TFRecords, `y8m.data.read_labels(glob)`),
             or a CSV of `VideoId,Labels` rows with space-separated class ids (the official
             ground-truth layout `VIDEO_ID,LABEL1 LABEL2 ...`); the header is optional.
-        version: the dataset release of the TFRecords.
     """
     if isinstance(solution, pd.DataFrame):
         return solution
-    if not is_table(solution):
-        from y8m.data import read_labels
-
-        return read_labels(solution, version=version)
     ids, labels = [], []
-    with parsing.open_text(_existing(solution)) as f:
+    with parsing.open_text(_table(solution, "labels", "y8m.data.read_labels")) as f:
         for line_no, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
             if not line.strip():
@@ -87,18 +81,16 @@ def load_segment_ratings(solution) -> pd.DataFrame:
     """Rated segments as a DataFrame with columns `id`, `class`, `start_time`, `score`.
 
     Args:
-        solution: such a DataFrame; a glob of 2019 validate/test TFRecords
-            (`y8m.data.read_segment_ratings`); a CSV with a header naming those columns; or a
-            header-less CSV of `videoid:start,class,score` lines (the official label cache).
+        solution: such a DataFrame (for 2019 validate/test TFRecords,
+            `y8m.data.read_segment_ratings(glob)`); a CSV with a header naming those columns; or
+            a header-less CSV of `videoid:start,class,score` lines (the official label cache).
     """
     if isinstance(solution, pd.DataFrame):
         frame = solution
-    elif not is_table(solution):
-        from y8m.data import read_segment_ratings
-
-        frame = read_segment_ratings(solution)
     else:
-        frame = _read_ratings_csv(_existing(solution))
+        frame = _read_ratings_csv(
+            _table(solution, "segment ratings", "y8m.data.read_segment_ratings")
+        )
     missing = [c for c in RATING_COLUMNS if c not in frame.columns]
     if missing:
         raise UsageError(f"segment ratings lack column(s) {missing}: need {list(RATING_COLUMNS)}")
@@ -131,8 +123,14 @@ def _read_ratings_csv(path: str) -> pd.DataFrame:
         ) from None
 
 
-def _existing(path) -> str:
-    path = os.fspath(path)
+def _table(source, what: str, reader: str) -> str:
+    """The path of an existing CSV/TXT file; a UsageError for anything else."""
+    if not is_table(source):
+        raise UsageError(
+            f"{what} from {source!r}: pass a DataFrame or a .csv/.txt file; read TFRecords "
+            f"first with {reader}(glob) (the `y8m submission` command does)"
+        )
+    path = os.fspath(source)
     if not os.path.isfile(path):
         raise UsageError(f"no such file {path!r}: check the path")
     return path

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from submissions import parsing
 from submissions.truth import load_ids
@@ -25,7 +26,7 @@ class _Stop(Exception):
 def validate_submission(
     path: str,
     version: int = specs.DEFAULT_VERSION,
-    ids_from: str | None = None,
+    ids_from: str | pd.DataFrame | None = None,
     num_classes: int | None = None,
     chunk_rows: int = parsing.DEFAULT_CHUNK_ROWS,
 ) -> dict:
@@ -44,8 +45,9 @@ def validate_submission(
     Args:
         path: the submission (plain or gzip).
         version: 2017, 2018 (video task) or 2019 (segment task).
-        ids_from: the expected ids: a glob of TFRecords (read with `y8m.data.read_labels`), or a
-            .csv/.txt file of ids (first column; a header such as `id` or `VideoId` is skipped).
+        ids_from: the expected ids: a DataFrame with an `id` column (for TFRecords,
+            `y8m.data.read_labels(glob)`), or a .csv/.txt file of ids (first column; a header
+            such as `id` or `VideoId` is skipped).
         num_classes: class count; defaults to the release's.
         chunk_rows: rows parsed per step.
 
@@ -59,7 +61,7 @@ def validate_submission(
     """
     release = specs.release(version)
     num_classes = int(num_classes or release.num_classes)
-    expected = None if ids_from is None else set(load_ids(ids_from, version=release.version))
+    expected = None if ids_from is None else set(load_ids(ids_from))
     check = _SegmentCheck if release.has_segments else _VideoCheck
     checker = check(path, num_classes, expected)
     try:

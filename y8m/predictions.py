@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -26,14 +25,13 @@ __all__ = [
     "PredictionWriter",
     "Predictions",
     "load_predictions",
-    "predictions_from_submission",
 ]
 
 FORMAT_NAME = "y8m.predictions"
 FORMAT_VERSION = 1
 METADATA_KEY = b"y8m"
-# Rows shorter than K (a CSV with fewer pairs, a sparse input) end in class -1 with score 0,
-# the same padding as `submissions.formats.read_video_submission`.
+# Rows shorter than K (a Kaggle CSV with fewer pairs, a sparse input) end in class -1 with
+# score 0, the same padding as `submissions.formats.read_video_submission`.
 PAD_CLASS = -1
 DEFAULT_ROW_GROUP_SIZE = 8192  # rows per Parquet row group: bounds what predict buffers
 _CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -354,23 +352,28 @@ def _schema(top_k: int, has_labels: bool):
 
 
 def load_predictions(path: str, *, num_classes: int | None = None) -> Predictions:
-    """Loads a prediction store (`.parquet`) or a Kaggle 2017/2018 submission CSV (`.csv[.gz]`).
+    """Loads a prediction store (`.parquet`, as written by `PredictionWriter`).
+
+    Kaggle submission CSVs are not stores: `ensembles.inputs.load_input` reads either.
 
     Args:
         path: the file.
-        num_classes: C recorded for a CSV (which does not carry it); ignored for stores.
+        num_classes: unused (a store records its own C); kept so callers can pass it.
 
     Returns:
         `Predictions` with rows in file order.
 
     Raises:
-        UsageError: missing file, or a file that is neither a store nor a submission.
+        UsageError: a missing file, a CSV, or a file that is not a store.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise UsageError(f"no such prediction file {path!r}: check the path")
     if path.lower().endswith(_CSV_SUFFIXES):
-        return predictions_from_submission(path, num_classes=num_classes)
+        raise UsageError(
+            f"{path} is a Kaggle CSV, not a prediction store: read it with "
+            "`ensembles.inputs.load_input` (stores or CSVs)"
+        )
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -378,8 +381,7 @@ def load_predictions(path: str, *, num_classes: int | None = None) -> Prediction
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise UsageError(
-            f"{path} is not a Parquet prediction store ({e}); "
-            "pass files written by `y8m predict` or Kaggle CSVs"
+            f"{path} is not a Parquet prediction store ({e}); pass files written by `y8m predict`"
         ) from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw is None or not {"id", "classes", "scores"} <= set(table.column_names):
@@ -406,38 +408,3 @@ def _flat_values(column) -> np.ndarray:
     if column.num_chunks == 0:
         return np.zeros(0)
     return column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-
-
-def predictions_from_submission(path: str, *, num_classes: int | None = None) -> Predictions:
-    """A Kaggle `VideoId,LabelConfidencePairs` CSV as `Predictions` (no labels).
-
-    The model name is the file name without `.csv[.gz]`. A warning says that 20 classes per
-    video ensemble worse than a store with a larger top_k.
-
-    Args:
-        path: the submission (plain or gzip).
-        num_classes: C to record in the metadata (a CSV does not carry it).
-    """
-    from submissions.formats import read_video_submission
-
-    ids, classes, scores = read_video_submission(path, top_k=None)
-    name = os.path.basename(path)
-    for suffix in (".gz", ".csv"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    warnings.warn(
-        f"{path}: a Kaggle CSV keeps only {classes.shape[1]} classes per video; ensembles are "
-        "better from prediction stores with more (y8m predict --top_k=100)",
-        UserWarning,
-        stacklevel=2,
-    )
-    metadata = {
-        "format": "kaggle_csv",
-        "model_name": name,
-        "split": "",
-        "num_classes": int(num_classes) if num_classes else None,
-        "top_k": int(classes.shape[1]),
-        "data_pattern": "",
-        "source": os.path.abspath(path),
-    }
-    return Predictions(ids, classes, np.where(classes >= 0, scores, 0.0), None, metadata)

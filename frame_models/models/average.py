@@ -14,17 +14,15 @@ from frame_models import options
 from frame_models.layers import MaskedAverage
 from frame_models.models import common
 from frame_models.registry import register_model
-from y8m.data import specs
 
 
 def average_model(
     num_classes: int,
+    features: tuple[options.Feature, ...],
     classifier: str,
     model_name: str,
     /,
     *,
-    feature_names: Any = None,
-    feature_sizes: Any = None,
     gating_after_pooling: bool = False,
     gating: str = "cg",
     gating_batch_norm: bool = True,
@@ -40,10 +38,9 @@ def average_model(
 
     Args:
         num_classes: C.
+        features: the input streams, checked by `frame_models.build`.
         classifier: "logistic" or "moe" (fixed by the registry name).
         model_name: the registry name, given to the keras.Model.
-        feature_names: frame features, list or comma string (default rgb, audio).
-        feature_sizes: their sizes (default: the known size of each name).
         gating_after_pooling: gate the averaged vector.
         gating: "cg" (Context Gating) or "glu" for that gate.
         gating_batch_norm: batch norm on Context Gating logits instead of a bias.
@@ -55,7 +52,6 @@ def average_model(
     Returns:
         The uncompiled model.
     """
-    features = options.features(feature_names, feature_sizes, specs.FRAME_FEATURES)
     gating = options.choice("gating", gating, common.GATINGS)
     head = common.head_options(
         num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm
@@ -73,15 +69,15 @@ def average_model(
     return keras.Model(inputs, probabilities, name=model_name)
 
 
-@register_model(average_model, sample="ordered")
-def average_logistic(num_classes: int, **overrides: Any) -> keras.Model:
+@register_model(average_model, sample="ordered", exclude=common.MOE_ONLY)
+def average_logistic(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Mean of the frames + logistic regression (Table 3.1: 71.4% GAP; the starter's baseline)."""
-    return average_model(num_classes, "logistic", "average_logistic", **overrides)
+    return average_model(num_classes, features, "logistic", "average_logistic", **hparams)
 
 
-@register_model(average_model, sample="ordered")
-def average_moe_cg(num_classes: int, **overrides: Any) -> keras.Model:
+@register_model(average_model, sample="ordered", exclude=common.LOGISTIC_ONLY)
+def average_moe_cg(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Mean of the frames + MoE + Context Gating (Table 3.1: 74.1% GAP)."""
     return average_model(
-        num_classes, "moe", "average_moe_cg", **{"gating_after_moe": True, **overrides}
+        num_classes, features, "moe", "average_moe_cg", **{"gating_after_moe": True, **hparams}
     )

@@ -15,7 +15,6 @@ from frame_models import options
 from frame_models.layers import NetFV, NetRVLAD, NetVLAD, PooledRepresentation, SoftBoW
 from frame_models.models import common
 from frame_models.registry import register_model
-from y8m.data import specs
 
 # Pooling layer and thesis cluster count for the first (rgb) stream, Table 3.1.
 POOLINGS = {
@@ -29,12 +28,11 @@ _GATED = {"gating_after_pooling": True, "gating_after_moe": True}
 
 def cluster_model(
     num_classes: int,
+    features: tuple[options.Feature, ...],
     pooling: str,
     model_name: str,
     /,
     *,
-    feature_names: Any = None,
-    feature_sizes: Any = None,
     fusion: str = "late",
     cluster_size: int | None = None,
     audio_cluster_size: int | None = None,
@@ -53,10 +51,9 @@ def cluster_model(
 
     Args:
         num_classes: C.
+        features: the input streams, checked by `frame_models.build`.
         pooling: "netvlad", "netrvlad", "netfv" or "bow" (fixed by the registry name).
         model_name: the registry name, given to the keras.Model.
-        feature_names: frame features, list or comma string (default rgb, audio).
-        feature_sizes: their sizes (default: the known size of each name).
         fusion: "late" pools each stream separately and concatenates (thesis default);
             "early" concatenates the streams per frame and pools once (Table 3.4).
         cluster_size: clusters of the first stream (default 256, NetFV 128, BoW 4096).
@@ -76,7 +73,6 @@ def cluster_model(
         The uncompiled model.
     """
     layer_class, default_clusters = POOLINGS[pooling]
-    features = options.features(feature_names, feature_sizes, specs.FRAME_FEATURES)
     fusion = options.choice("fusion", fusion, common.FUSIONS)
     gating = options.choice("gating", gating, common.GATINGS)
     cluster_size = options.positive_int(
@@ -117,48 +113,50 @@ def cluster_model(
 
 
 @register_model(cluster_model, sample="random")
-def gated_netvlad(num_classes: int, **overrides: Any) -> keras.Model:
+def gated_netvlad(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """NetVLAD with Context Gating after pooling and after the MoE (Table 3.1: 83.2% GAP)."""
-    return cluster_model(num_classes, "netvlad", "gated_netvlad", **{**_GATED, **overrides})
+    return cluster_model(num_classes, features, "netvlad", "gated_netvlad", **{**_GATED, **hparams})
 
 
 @register_model(cluster_model, sample="random")
-def netvlad(num_classes: int, **overrides: Any) -> keras.Model:
+def netvlad(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """NetVLAD pooling, no gating (Table 3.1: 82.4% GAP)."""
-    return cluster_model(num_classes, "netvlad", "netvlad", **overrides)
+    return cluster_model(num_classes, features, "netvlad", "netvlad", **hparams)
 
 
 @register_model(cluster_model, sample="random")
-def gated_netrvlad(num_classes: int, **overrides: Any) -> keras.Model:
+def gated_netrvlad(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Residual-less NetVLAD with both Context Gatings (Table 3.1: 83.1% GAP)."""
-    return cluster_model(num_classes, "netrvlad", "gated_netrvlad", **{**_GATED, **overrides})
+    return cluster_model(
+        num_classes, features, "netrvlad", "gated_netrvlad", **{**_GATED, **hparams}
+    )
 
 
 @register_model(cluster_model, sample="random")
-def netrvlad(num_classes: int, **overrides: Any) -> keras.Model:
+def netrvlad(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Residual-less NetVLAD, no gating (Table 3.1: 82.3% GAP)."""
-    return cluster_model(num_classes, "netrvlad", "netrvlad", **overrides)
+    return cluster_model(num_classes, features, "netrvlad", "netrvlad", **hparams)
 
 
 @register_model(cluster_model, sample="random")
-def gated_netfv(num_classes: int, **overrides: Any) -> keras.Model:
+def gated_netfv(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """NetFV (first and second order) with both Context Gatings (Table 3.1: 83.0% GAP)."""
-    return cluster_model(num_classes, "netfv", "gated_netfv", **{**_GATED, **overrides})
+    return cluster_model(num_classes, features, "netfv", "gated_netfv", **{**_GATED, **hparams})
 
 
 @register_model(cluster_model, sample="random")
-def netfv(num_classes: int, **overrides: Any) -> keras.Model:
+def netfv(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """NetFV pooling, no gating (Table 3.1: 82.2% GAP)."""
-    return cluster_model(num_classes, "netfv", "netfv", **overrides)
+    return cluster_model(num_classes, features, "netfv", "netfv", **hparams)
 
 
 @register_model(cluster_model, sample="random")
-def gated_bow(num_classes: int, **overrides: Any) -> keras.Model:
+def gated_bow(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Soft bag-of-words with both Context Gatings (Table 3.1: 82.0% GAP)."""
-    return cluster_model(num_classes, "bow", "gated_bow", **{**_GATED, **overrides})
+    return cluster_model(num_classes, features, "bow", "gated_bow", **{**_GATED, **hparams})
 
 
 @register_model(cluster_model, sample="random")
-def bow(num_classes: int, **overrides: Any) -> keras.Model:
+def bow(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Soft bag-of-words, no gating (Table 3.1: 81.6% GAP)."""
-    return cluster_model(num_classes, "bow", "bow", **overrides)
+    return cluster_model(num_classes, features, "bow", "bow", **hparams)

@@ -13,14 +13,16 @@ from frame_models.layers import (
     LogisticClassifier,
     MixtureOfExperts,
 )
-from y8m.data import specs
 
 FUSIONS = ("late", "early")
 GATINGS = ("cg", "glu")
 CLASSIFIERS = ("moe", "logistic")
+# Head options only one classifier uses; a variant fixed to the other excludes them.
+MOE_ONLY = ("num_mixtures", "moe_l2")
+LOGISTIC_ONLY = ("l2_penalty",)
 
 
-def frame_inputs(features: tuple[specs.Feature, ...]):
+def frame_inputs(features: tuple[options.Feature, ...]):
     """Frame-level inputs, the frame mask and the jointly L2-normalised streams.
 
     Args:
@@ -39,7 +41,7 @@ def frame_inputs(features: tuple[specs.Feature, ...]):
     return inputs, streams, mask
 
 
-def video_inputs(features: tuple[specs.Feature, ...]):
+def video_inputs(features: tuple[options.Feature, ...]):
     """Video-level inputs and their jointly L2-normalised streams.
 
     Returns:

@@ -14,7 +14,6 @@ from frame_models import options
 from frame_models.layers import FrameMask
 from frame_models.models import common
 from frame_models.registry import register_model
-from y8m.data import specs
 
 CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 RNN_STATES = ("all", "last")
@@ -22,12 +21,11 @@ RNN_STATES = ("all", "last")
 
 def recurrent_model(
     num_classes: int,
+    features: tuple[options.Feature, ...],
     cell: str,
     model_name: str,
     /,
     *,
-    feature_names: Any = None,
-    feature_sizes: Any = None,
     fusion: str = "early",
     input_batch_norm: bool = False,
     rnn_cells: int = 1024,
@@ -44,10 +42,9 @@ def recurrent_model(
 
     Args:
         num_classes: C.
+        features: the input streams, checked by `frame_models.build`.
         cell: "lstm" or "gru" (fixed by the registry name).
         model_name: the registry name, given to the keras.Model.
-        feature_names: frame features, list or comma string (default rgb, audio).
-        feature_sizes: their sizes (default: the known size of each name).
         fusion: "early" reads the per-frame concatenation of all streams (the starter code and
             the better choice for RNNs in Table 3.4); "late" runs one stack per stream.
         input_batch_norm: batch norm on the normalised frames.
@@ -66,7 +63,6 @@ def recurrent_model(
         The uncompiled model.
     """
     layer_class = CELLS[cell]
-    features = options.features(feature_names, feature_sizes, specs.FRAME_FEATURES)
     fusion = options.choice("fusion", fusion, common.FUSIONS)
     gating = options.choice("gating", gating, common.GATINGS)
     rnn_state = options.choice("rnn_state", rnn_state, RNN_STATES)
@@ -108,12 +104,12 @@ def recurrent_model(
 
 
 @register_model(recurrent_model, sample="ordered")
-def lstm(num_classes: int, **overrides: Any) -> keras.Model:
+def lstm(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Two-layer LSTM over ordered frames, early fusion, MoE (Table 3.1: 81.7% GAP)."""
-    return recurrent_model(num_classes, "lstm", "lstm", **overrides)
+    return recurrent_model(num_classes, features, "lstm", "lstm", **hparams)
 
 
 @register_model(recurrent_model, sample="ordered")
-def gru(num_classes: int, **overrides: Any) -> keras.Model:
+def gru(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Two-layer GRU over ordered frames, early fusion, MoE (Table 3.1: 82.0% GAP)."""
-    return recurrent_model(num_classes, "gru", "gru", **overrides)
+    return recurrent_model(num_classes, features, "gru", "gru", **hparams)

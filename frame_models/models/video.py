@@ -9,17 +9,15 @@ import keras
 from frame_models import options
 from frame_models.models import common
 from frame_models.registry import register_model
-from y8m.data import specs
 
 
 def video_model(
     num_classes: int,
+    features: tuple[options.Feature, ...],
     classifier: str,
     model_name: str,
     /,
     *,
-    feature_names: Any = None,
-    feature_sizes: Any = None,
     input_batch_norm: bool = False,
     gating_after_moe: bool = False,
     gating_batch_norm: bool = True,
@@ -31,10 +29,9 @@ def video_model(
 
     Args:
         num_classes: C.
+        features: the input streams, checked by `frame_models.build`.
         classifier: "logistic" or "moe" (fixed by the registry name).
         model_name: the registry name, given to the keras.Model.
-        feature_names: video features, list or comma string (default mean_rgb, mean_audio).
-        feature_sizes: their sizes (default: the known size of each name).
         input_batch_norm: batch norm on the normalised input vector.
         gating_after_moe: Context Gating on the probabilities.
         gating_batch_norm: batch norm on Context Gating logits instead of a bias.
@@ -45,7 +42,6 @@ def video_model(
     Returns:
         The uncompiled model.
     """
-    features = options.features(feature_names, feature_sizes, specs.VIDEO_FEATURES)
     head = common.head_options(
         num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm
     )
@@ -59,13 +55,13 @@ def video_model(
     return keras.Model(inputs, probabilities, name=model_name)
 
 
-@register_model(video_model, sample=None)
-def logistic(num_classes: int, **overrides: Any) -> keras.Model:
+@register_model(video_model, sample=None, exclude=common.MOE_ONLY)
+def logistic(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Logistic regression on mean_rgb + mean_audio (the starter's LogisticModel)."""
-    return video_model(num_classes, "logistic", "logistic", **overrides)
+    return video_model(num_classes, features, "logistic", "logistic", **hparams)
 
 
-@register_model(video_model, sample=None)
-def moe(num_classes: int, **overrides: Any) -> keras.Model:
+@register_model(video_model, sample=None, exclude=common.LOGISTIC_ONLY)
+def moe(num_classes: int, features: tuple, **hparams: Any) -> keras.Model:
     """Mixture of 2 experts on mean_rgb + mean_audio (the starter's MoeModel)."""
-    return video_model(num_classes, "moe", "moe", **overrides)
+    return video_model(num_classes, features, "moe", "moe", **hparams)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ensembles.commands import ensemble
+from ensembles.inputs import load_input
 from tests.ensembles._helpers import random_models
 from y8m.errors import UsageError
-from y8m.predictions import PredictionWriter, load_predictions
+from y8m.predictions import PredictionWriter
 
 
 def write_stores(directory, models, split, with_labels=True):
@@ -150,5 +151,5 @@ def test_selection_without_test_then_apply_with_recipe(tmp_path, stores):
     )
     assert applied["validation_gap"] == pytest.approx(selected["validation_gap"], abs=1e-6)
     with pytest.warns(UserWarning, match="Kaggle CSV"):
-        written = load_predictions(str(tmp_path / "sel.csv"))
+        written = load_input(str(tmp_path / "sel.csv"))
     assert written.num_videos == 50 and np.all(written.classes[:, 0] >= 0)

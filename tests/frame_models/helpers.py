@@ -7,7 +7,12 @@ import json
 import keras
 import numpy as np
 
+from y8m.data import specs
+
 BN_EPSILON = 1e-3  # keras.layers.BatchNormalization default
+# The dataset's feature lists as the run layer passes them (frame_models holds no defaults).
+FRAME_FEATURES = tuple((f.name, f.size) for f in specs.FRAME_FEATURES)  # rgb 1024, audio 128
+VIDEO_FEATURES = tuple((f.name, f.size) for f in specs.VIDEO_FEATURES)  # mean_rgb, mean_audio
 
 
 def randomize_weights(layer, rng: np.random.Generator) -> None:

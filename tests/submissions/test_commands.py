@@ -37,8 +37,10 @@ def test_score_prints_gap(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"GAP@20 {result['gap']:.6f} on 3 videos")
 
 
-def test_with_tfrecords_from_synth(synth_dir, tmp_path):
-    """ids_from and solution as TFRecord globs, through the real readers."""
+def test_with_tfrecords_from_synth(synth_dir, tmp_path, capsys):
+    """ids_from and solution as TFRecords read by the real readers: the CLI takes the globs."""
+    from y8m.cli.commands import Submission
+
     pattern = str(synth_dir / "frame" / "validate*.tfrecord")
     truth = read_labels(pattern)
     num_videos = len(truth)
@@ -50,8 +52,16 @@ def test_with_tfrecords_from_synth(synth_dir, tmp_path):
     path = str(tmp_path / "s.csv.gz")
     formats.write_video_submission(path, truth["id"].tolist(), classes, scores)
 
-    assert Commands().validate(path, ids_from=pattern)["missing_ids"] == 0
-    result = Commands().score(path, solution=pattern)
+    assert Commands().validate(path, ids_from=truth)["missing_ids"] == 0
+    result = Commands().score(path, solution=truth)
     positives = sum(len(v) for v in truth["labels"])
     assert result["positives"] == positives
     assert result["gap"] == pytest.approx(num_videos / positives)
+
+    capsys.readouterr()
+    Submission().validate(path, ids_from=pattern)
+    Submission().score(path, solution=pattern)
+    validated, scored = capsys.readouterr().out.splitlines()
+    assert validated.endswith(f"ids match the {num_videos} expected")
+    assert scored.startswith(f"GAP@20 {result['gap']:.6f} on {num_videos} videos (0 missing")
+    assert scored.endswith(f"{num_videos} of {positives} labels found)")

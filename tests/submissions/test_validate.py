@@ -109,7 +109,10 @@ def test_extra_id_before_a_format_error_is_the_first_problem(tmp_path):
     assert report["line"] == 2 and "'zzzz' is not in the test set" in report["error"]
 
 
-def test_ids_from_tfrecords_uses_read_labels(tmp_path, monkeypatch):
+def test_ids_from_tfrecords_uses_read_labels(tmp_path, monkeypatch, capsys):
+    """The CLI reads a TFRecord glob (the submissions package takes the DataFrame)."""
+    from y8m.cli.commands import Submission
+
     calls = []
 
     def fake_read_labels(pattern, version=None):
@@ -117,8 +120,19 @@ def test_ids_from_tfrecords_uses_read_labels(tmp_path, monkeypatch):
         return pd.DataFrame({"id": ["aaaa", "bbbb", "cccc"], "labels": [[1], [2], [3]]})
 
     monkeypatch.setattr(y8m.data, "read_labels", fake_read_labels, raising=False)
-    report = _check(tmp_path, _video(*GOOD_VIDEO_ROWS), ids_from="test*.tfrecord")
-    assert report["ok"] and calls == [("test*.tfrecord", 2018)]
+    path = write_text(tmp_path / "sub.csv", _video(*GOOD_VIDEO_ROWS))
+    Submission().validate(path, ids_from="test*.tfrecord")  # raises unless the report is ok
+    assert calls == [("test*.tfrecord", 2018)]
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: {path} is a valid 2018 submission") and "3 expected" in out
+
+
+def test_ids_from_dataframe_and_glob(tmp_path):
+    ids = pd.DataFrame({"id": ["aaaa", "bbbb", "cccc"], "labels": [[1], [2], [3]]})
+    report = _check(tmp_path, _video(*GOOD_VIDEO_ROWS), ids_from=ids)
+    assert report["ok"] and report["expected_ids"] == 3
+    with pytest.raises(UsageError, match=r"read TFRecords first with y8m.data.read_labels"):
+        _check(tmp_path, _video(*GOOD_VIDEO_ROWS), ids_from="test*.tfrecord")
 
 
 def test_raise_for_report(tmp_path):

@@ -136,16 +136,12 @@ def test_bad_inputs(tmp_path):
             w.add_batch(["a"], np.ones((1, 4)))
 
 
-def test_kaggle_csv_as_predictions(tmp_path):
+def test_kaggle_csv_is_not_a_store(tmp_path):
+    """The store loader reads stores only; `ensembles.inputs.load_input` reads CSVs too."""
     path = tmp_path / "test-netvlad.csv"
     path.write_text("VideoId,LabelConfidencePairs\nAb,3 0.9 1 0.5\nCd,2 0.25\n")
-    with pytest.warns(UserWarning, match="ensembles are better"):
-        loaded = load_predictions(str(path), num_classes=10)
-    assert loaded.model_name == "test-netvlad" and loaded.labels is None
-    assert loaded.num_classes == 10
-    np.testing.assert_array_equal(loaded.ids, ["Ab", "Cd"])
-    np.testing.assert_array_equal(loaded.classes, [[3, 1], [2, -1]])
-    np.testing.assert_allclose(loaded.scores, [[0.9, 0.5], [0.25, 0.0]])
+    with pytest.raises(UsageError, match=r"Kaggle CSV, not a prediction store.*load_input"):
+        load_predictions(str(path), num_classes=10)
 
 
 def test_take_and_dataclass_checks():

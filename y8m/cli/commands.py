@@ -145,9 +145,18 @@ def models(num_classes: int = 3862, names: str | None = None):
         names: comma-separated subset of models to list.
     """
     from frame_models.summary import parameter_table
+    from y8m.data import specs
 
     wanted = None if names is None else [n.strip() for n in str(names).split(",") if n.strip()]
-    rows = parameter_table(int(num_classes), names=wanted)
+    try:
+        rows = parameter_table(
+            int(num_classes),
+            [(f.name, f.size) for f in specs.FRAME_FEATURES],
+            [(f.name, f.size) for f in specs.VIDEO_FEATURES],
+            names=wanted,
+        )
+    except ValueError as err:  # frame_models' errors are the user's: an unknown name, ...
+        raise UsageError(str(err)) from None
     print(f"{'model':<16} {'parameters':>14} {'float32 MB':>11} {'thesis':>10}")
     for r in rows:
         thesis = f"~{r['thesis_params'] / 1e6:.0f}M" if r.get("thesis_params") else "-"
@@ -191,7 +200,7 @@ class Submission:
         """
         from submissions.commands import Commands
 
-        Commands().validate(file, version=version, ids_from=ids_from)
+        Commands().validate(file, version=version, ids_from=self._read_ids(ids_from, version))
 
     def score(self, file: str, solution: str, version: int = 2018):
         """Score a submission as the leaderboard does (GAP@20; segment mAP for 2019).
@@ -203,7 +212,40 @@ class Submission:
         """
         from submissions.commands import Commands
 
-        Commands().score(file, solution=solution, version=version)
+        Commands().score(
+            file, solution=self._read_solution(file, solution, version), version=version
+        )
+
+    # The submissions package never loads TensorFlow: TFRecord globs are read here, into the
+    # DataFrames it takes; CSV/TXT paths pass on unchanged.
+
+    @staticmethod
+    def _read_ids(ids_from, version):
+        from submissions.commands import as_source
+        from submissions.truth import is_table
+
+        source = as_source(ids_from)
+        if source is None or is_table(source):
+            return source
+        from y8m.data import read_labels, specs
+
+        return read_labels(source, version=specs.release(version).version)
+
+    @staticmethod
+    def _read_solution(file, solution, version):
+        from submissions.commands import as_source
+        from submissions.score import scored_release
+        from submissions.truth import is_table
+
+        source = as_source(solution)
+        if source is None or is_table(source):
+            return source
+        release = scored_release(str(file), version)  # a wrong --version fails before reading
+        from y8m.data import read_labels, read_segment_ratings
+
+        if release.has_segments:
+            return read_segment_ratings(source)
+        return read_labels(source, version=release.version)
 
 
 class Extras:

@@ -26,6 +26,7 @@ def run_demo(
     """synth -> train 3 models -> eval -> predict validate/test -> greedy ensemble -> validated CSV."""
     from ensembles.commands import ensemble
     from submissions.validate import validate_submission
+    from y8m.data import read_labels
     from y8m.data.synth import synthesize
     from y8m.run.evaluate import evaluate
     from y8m.run.predict import predict
@@ -74,7 +75,9 @@ def run_demo(
         output_file=submission,
     )
     check = validate_submission(
-        submission, version=2018, ids_from=os.path.join(data, "frame", "test*.tfrecord")
+        submission,
+        version=2018,
+        ids_from=read_labels(os.path.join(data, "frame", "test*.tfrecord"), version=2018),
     )
     from submissions.score import score_submission
 

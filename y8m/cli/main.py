@@ -29,7 +29,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-_TENSORFLOW_COMMANDS = {"synth", "inspect", "models", "train", "eval", "predict", "export", "demo", "bench"}
+_TENSORFLOW_COMMANDS = {
+    "synth",
+    "inspect",
+    "models",
+    "train",
+    "eval",
+    "predict",
+    "export",
+    "demo",
+    "bench",
+}
 
 
 def _start_tensorflow_quietly() -> None:
@@ -59,4 +69,3 @@ def _help_for_fire(argv: list[str]) -> list[str]:
             i = argv.index(flag)
             return argv[:i] + argv[i + 1 :] + ["--", "--help"]
     return argv
-

@@ -138,7 +138,12 @@ def parse_feature_list(
             raise UsageError(f"no known size for feature(s) {missing}: pass --feature_sizes")
         sizes = [KNOWN_FEATURE_SIZES[n] for n in names]
     else:
-        sizes = [int(s) for s in _split(feature_sizes)]
+        try:
+            sizes = [int(s) for s in _split(feature_sizes)]
+        except ValueError:
+            raise UsageError(
+                f"--feature_sizes must be integers, one per feature, received {feature_sizes!r}"
+            ) from None
     if len(names) != len(sizes) or not names:
         raise UsageError(
             f"--feature_names {names} and --feature_sizes {sizes} must be non-empty lists of equal length"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 
 import numpy as np
 
-from y8m.run import rundir
 from y8m.errors import UsageError
-from y8m.fileio import atomic_open
+from y8m.fileio import atomic_open, atomic_path
+from y8m.run import rundir, sharding
+from y8m.run.inference import compiled_predict
 
 
 def evaluate(
@@ -23,7 +26,8 @@ def evaluate(
     skip_corrupt: bool = False,
     num_workers: int | None = None,
     worker_index: int | None = None,
-    merge_timeout: float = 3600.0,
+    merge: bool = False,
+    merge_timeout: float = 0.0,
     progress: bool = True,
 ) -> dict:
     """Evaluates the run in TRAIN_DIR on every video of EVAL_DATA_PATTERN.
@@ -40,19 +44,21 @@ def evaluate(
             (default TRAIN_DIR/segments_submission.csv).
         skip_corrupt: skip damaged shard tails instead of stopping.
         num_workers, worker_index: split the input files over workers (default: from
-            TF_CONFIG, else one worker); worker 0 merges their metrics and writes eval.json.
-        merge_timeout: seconds worker 0 waits for the other workers.
+            TF_CONFIG, else one worker); the last to finish merges their metrics and writes
+            eval.json (docs/distributed.md).
+        merge: only merge the worker parts in TRAIN_DIR/eval-parts (after a worker died
+            before merging); needs just --train_dir.
+        merge_timeout: with --merge, seconds to wait for parts still being written.
 
     Returns:
         dict with gap, hit_at_one, perr, map, loss, num_videos (written to TRAIN_DIR/eval.json).
     """
-    from tqdm import tqdm
-
-    from y8m.data.readers import CorruptReport, iterate
-    from y8m.metrics import Evaluator
-
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
+    parts = _parts_prefix(train_dir)
+    if merge:
+        found = sharding.parts_for_merge(parts, ".npz", float(merge_timeout), progress)
+        return _report(train_dir, *_merge_parts(found), None)
     if not eval_data_pattern:
         raise UsageError(
             "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"
@@ -67,26 +73,67 @@ def evaluate(
             output_file=output_file,
             progress=progress,
         )
-    from y8m.run import sharding
-
     total, index = sharding.resolve(num_workers, worker_index)
+    state, report = _evaluate_stream(
+        train_dir,
+        eval_data_pattern,
+        batch_size,
+        top_k,
+        max_videos,
+        skip_corrupt,
+        (total, index),
+        progress,
+    )
+    if total > 1:
+        _save_part(state, sharding.part_path(parts, index, total, ".npz"))
+        merging, missing = sharding.claim_merge(parts, total, ".npz")
+        if not merging:
+            print(
+                sharding.waiting_message(
+                    index, total, missing, f"y8m eval --merge --train_dir={train_dir}"
+                )
+            )
+            return {"num_videos": int(state["num_videos"]), "worker_index": index}
+        try:
+            merged = _merge_parts(sharding.all_parts(parts, total, ".npz"))
+        finally:
+            sharding.release_merge(parts)
+        return _report(train_dir, *merged, report)
+    return _report(train_dir, _evaluator_of(state), state, report)
+
+
+def _parts_prefix(train_dir: str) -> str:
+    return os.path.join(rundir.path(train_dir, "eval-parts"), "eval")
+
+
+def _evaluate_stream(
+    train_dir, pattern, batch_size, top_k, max_videos, skip_corrupt, worker, progress
+):
+    """Streams this worker's files through the model. Returns (the state: the evaluator's
+    arrays plus loss sum, video count and what the result names; the corrupt-record report)."""
+    from tqdm import tqdm
+
+    from y8m.data.readers import CorruptReport, iterate
+    from y8m.metrics import Evaluator
+
+    total, index = worker
     model, config = rundir.load_model(train_dir)
     evaluator = Evaluator(int(config["num_classes"]), top_k=int(top_k))
     report = CorruptReport()
     ds = rundir.dataset_for(
         config,
-        eval_data_pattern,
+        pattern,
         training=False,
         batch_size=int(batch_size),
         skip_corrupt=skip_corrupt,
         report=report,
         shard=(total, index) if total > 1 else None,
     )
-    predict_fn = _compiled_predict(model)
+    predict_fn = compiled_predict(model)
     loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
     eps = 1e-5  # the official cross-entropy epsilon
     bar = tqdm(unit="video", desc="eval", disable=not progress, dynamic_ncols=True)
-    for batch in iterate(ds, eval_data_pattern):
+    for batch in iterate(ds, pattern):
         p = np.asarray(predict_fn(rundir.model_inputs(batch, config)), np.float32)
         y = batch["labels"]
         loss_sum += float(-(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)).sum())
@@ -96,75 +143,71 @@ def evaluate(
         if max_videos and seen >= int(max_videos):
             break
     bar.close()
-    if total > 1:
-        evaluator, loss_sum, seen = _merge_workers(
-            evaluator, loss_sum, seen, train_dir, total, index, merge_timeout
-        )
+    state = evaluator.state()
+    state.update(
+        loss_sum=np.float64(loss_sum),
+        num_videos=np.int64(seen),
+        seconds=np.float64(time.perf_counter() - t0),
+        num_classes=np.int64(evaluator.num_classes),
+        top_k=np.int64(evaluator.top_k),
+        model=np.str_(config["model"]),
+        eval_data_pattern=np.str_(pattern),
+    )
+    return state, report
+
+
+def _save_part(state: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **state)
+
+
+def _evaluator_of(state: dict):
+    from y8m.metrics import Evaluator
+
+    evaluator = Evaluator(int(state["num_classes"]), top_k=int(state["top_k"]))
+    evaluator.merge(state)
+    return evaluator
+
+
+def _merge_parts(parts: list[str]):
+    """(merged evaluator, summed state) of every worker's part; the parts are removed."""
+    evaluator, total = None, None
+    for part in parts:
+        with np.load(part) as data:  # plain arrays only: allow_pickle stays False
+            state = {k: data[k] for k in data.files}
         if evaluator is None:
-            print(f"worker {index}/{total}: evaluated {seen} videos; worker 0 merges")
-            return {"num_videos": seen, "worker_index": index}
+            evaluator, total = _evaluator_of(state), dict(state)
+        else:
+            evaluator.merge(state)
+            for key in ("loss_sum", "num_videos"):
+                total[key] = total[key] + state[key]
+            total["seconds"] = max(total["seconds"], state["seconds"])
+    shutil.rmtree(os.path.dirname(parts[0]), ignore_errors=True)
+    return evaluator, total
+
+
+def _report(train_dir: str, evaluator, state: dict, report) -> dict:
+    """Prints the metrics table and writes eval.json."""
+    seen = int(state["num_videos"])
     if seen == 0:
-        raise UsageError(f"no videos read from {eval_data_pattern!r}")
+        raise UsageError(f"no videos read from {str(state['eval_data_pattern'])!r}")
     result = {k: float(v) for k, v in evaluator.result().items()}
     result.update(
-        loss=loss_sum / seen,
+        loss=float(state["loss_sum"]) / seen,
         num_videos=seen,
-        top_k=int(top_k),
-        eval_data_pattern=eval_data_pattern,
-        model=config["model"],
-        seconds=round(time.perf_counter() - t0, 2),
+        top_k=int(state["top_k"]),
+        eval_data_pattern=str(state["eval_data_pattern"]),
+        model=str(state["model"]),
+        seconds=round(float(state["seconds"]), 2),
     )
     print(f"{'metric':<12} {'value':>10}")
     for key in ("gap", "hit_at_one", "perr", "map", "loss"):
         print(f"{key:<12} {result[key]:>10.4f}")
     print(f"{'videos':<12} {seen:>10}")
-    if report.skipped:
+    if report is not None and report.skipped:
         print(report.summary())
     with atomic_open(rundir.path(train_dir, rundir.EVAL_FILE), "w") as f:
         json.dump(result, f, indent=2)
     return result
-
-
-def _merge_workers(evaluator, loss_sum, seen, train_dir, total, index, timeout):
-    """Saves this worker's evaluator state; worker 0 merges every worker's. Returns
-    (merged evaluator or None on other workers, total loss sum, total videos)."""
-    import os
-    import shutil
-
-    from y8m.run import sharding
-    from y8m.fileio import atomic_path
-
-    folder = rundir.path(train_dir, "eval-parts")
-    os.makedirs(folder, exist_ok=True)
-    state = evaluator.state()
-    state["loss"] = np.array([loss_sum, seen], np.float64)
-    mine = sharding.part_path(os.path.join(folder, "eval"), index, total, ".npz")
-    with atomic_path(mine) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **state)
-    if index != 0:
-        return None, loss_sum, seen
-    parts = [
-        sharding.part_path(os.path.join(folder, "eval"), i, total, ".npz") for i in range(total)
-    ]
-    sharding.wait_for(parts, timeout)
-    merged = type(evaluator)(evaluator.num_classes, top_k=evaluator.top_k)
-    loss_sum, seen = 0.0, 0
-    for part in parts:
-        with np.load(part) as data:
-            state = {k: data[k] for k in data.files}
-        merged.merge(state)
-        loss_sum += float(state["loss"][0])
-        seen += int(state["loss"][1])
-    shutil.rmtree(folder, ignore_errors=True)
-    return merged, loss_sum, seen
-
-
-def _compiled_predict(model):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def predict(inputs):
-        return tf.cast(model(inputs, training=False), tf.float32)
-
-    return predict

@@ -8,13 +8,10 @@ import os
 import tarfile
 import tempfile
 
-import numpy as np
-
-from y8m.run import rundir
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path
-
-FLOAT16_WEIGHTS = "weights.float16.npz"
+from y8m.run import rundir
+from y8m.run.inference import validation_gap
 
 
 def export(
@@ -53,17 +50,14 @@ def export(
             with open(path, "rb") as f:
                 members[rundir.MODEL_FILE] = f.read()
     else:
-        halves = [
-            np.asarray(w).astype(np.float16) if np.asarray(w).dtype.kind == "f" else np.asarray(w)
-            for w in model.get_weights()
-        ]
+        halves = rundir.float16_weights(model)
         buffer = io.BytesIO()
-        np.savez(buffer, *halves)
-        members[FLOAT16_WEIGHTS] = buffer.getvalue()
+        rundir.save_float16_weights(halves, buffer)
+        members[rundir.FLOAT16_WEIGHTS] = buffer.getvalue()
         if check_data_pattern:
-            before = _gap(model, config, check_data_pattern, check_max_videos)
+            before = validation_gap(model, config, check_data_pattern, check_max_videos)
             model.set_weights([h.astype(w.dtype) for h, w in zip(halves, model.get_weights())])
-            after = _gap(model, config, check_data_pattern, check_max_videos)
+            after = validation_gap(model, config, check_data_pattern, check_max_videos)
             result.update(gap_float32=before, gap_float16=after)
             print(f"GAP float32 {before:.5f}, float16 {after:.5f} (change {after - before:+.5f})")
             if abs(after - before) >= float(max_gap_change):
@@ -80,32 +74,3 @@ def export(
     result["params"] = int(model.count_params())
     print(f"wrote {output_file} ({result['mb']:.1f} MB, {dtype}, {result['params']:,} parameters)")
     return result
-
-
-def load_float16_weights(model, path: str) -> None:
-    """Restores float16-exported weights into a freshly built model (as float32)."""
-    with np.load(path) as data:
-        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
-    current = model.get_weights()
-    if len(arrays) != len(current):
-        raise UsageError(f"{path} holds {len(arrays)} weights, the model has {len(current)}")
-    model.set_weights([a.astype(c.dtype) for a, c in zip(arrays, current)])
-
-
-def _gap(model, config, pattern, max_videos) -> float:
-    from y8m.data.readers import iterate
-    from y8m.metrics import Evaluator
-
-    evaluator = Evaluator(int(config["num_classes"]))
-    seen = 0
-    for batch in iterate(
-        rundir.dataset_for(config, pattern, training=False, batch_size=256), pattern
-    ):
-        evaluator.update(
-            np.asarray(model(rundir.model_inputs(batch, config), training=False), np.float32),
-            batch["labels"],
-        )
-        seen += len(batch["labels"])
-        if seen >= max_videos:
-            break
-    return float(evaluator.result()["gap"])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
-from y8m.run import rundir
 from y8m.errors import UsageError
+from y8m.run import rundir, sharding
+from y8m.run.inference import compiled_predict
 
 
 def predict(
@@ -26,7 +28,8 @@ def predict(
     skip_corrupt: bool = False,
     num_workers: int | None = None,
     worker_index: int | None = None,
-    merge_timeout: float = 3600.0,
+    merge: bool = False,
+    merge_timeout: float = 0.0,
     progress: bool = True,
 ) -> dict:
     """Writes each video's top-K classes and scores for every record of INPUT_DATA_PATTERN.
@@ -46,28 +49,35 @@ def predict(
         segment_label_ids: the rated-class list (segment_label_ids.csv) for --segments.
         skip_corrupt: skip damaged shard tails instead of stopping.
         num_workers, worker_index: split the input files over workers (default: from
-            TF_CONFIG, else one worker); worker 0 merges the parts into OUTPUT_FILE.
-        merge_timeout: seconds worker 0 waits for the other workers' parts.
+            TF_CONFIG, else one worker); each writes a part beside OUTPUT_FILE and the last
+            to finish merges them into OUTPUT_FILE (docs/distributed.md).
+        merge: only merge the worker parts found beside OUTPUT_FILE (after a worker died
+            before merging, or for parts written elsewhere); needs just --output_file
+            (and --train_dir with --csv).
+        merge_timeout: with --merge, seconds to wait for parts still being written (a bar
+            names how many); 0 merges at once or names the missing parts.
 
     Returns:
         dict with `output_file`, `num_videos`, `videos_per_s` (and `csv_file`).
     """
-    import time
-
-    from tqdm import tqdm
-
-    from y8m.data.readers import CorruptReport, iterate
-    from y8m.run.evaluate import _compiled_predict
-    from y8m.predictions import PredictionWriter
-
+    if not output_file:
+        raise UsageError("missing --output_file: where the predictions go, e.g. preds/gnv_test")
+    final_path = store_path(output_file)
+    if merge:
+        config = rundir.load_config(train_dir) if train_dir else None
+        if csv and config is None:
+            raise UsageError(
+                "--merge --csv needs --train_dir (the run's release names the CSV format)"
+            )
+        parts = sharding.parts_for_merge(final_path, ".parquet", float(merge_timeout), progress)
+        seen = sharding.merge_prediction_parts(parts, final_path)
+        return _finish(final_path, seen, 0.0, config, csv, gzip, None)
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     if not input_data_pattern:
         raise UsageError(
             "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'"
         )
-    if not output_file:
-        raise UsageError("missing --output_file: where the predictions go, e.g. preds/gnv_test")
     if segments:
         from y8m.run.segments import predict_segments
 
@@ -80,42 +90,89 @@ def predict(
             segment_label_ids=segment_label_ids,
             progress=progress,
         )
-    from y8m.run import sharding
-
     total, index = sharding.resolve(num_workers, worker_index)
+    part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
+    store = dict(
+        model_name=model_name or os.path.basename(os.path.normpath(train_dir)),
+        split=split or _guess_split(input_data_pattern),
+        top_k=int(top_k),
+    )
+    seen, seconds, report, config = _write_store(
+        train_dir,
+        input_data_pattern,
+        part,
+        store,
+        batch_size,
+        skip_corrupt,
+        (total, index),
+        progress,
+    )
+    if total > 1:
+        merging, missing = sharding.claim_merge(final_path, total, ".parquet")
+        if not merging:
+            print(
+                sharding.waiting_message(
+                    index, total, missing, f"y8m predict --merge --output_file={output_file}"
+                )
+            )
+            return {
+                "output_file": part,
+                "num_videos": seen,
+                "videos_per_s": seen / max(seconds, 1e-9),
+            }
+        try:
+            seen = sharding.merge_prediction_parts(
+                sharding.all_parts(final_path, total, ".parquet"), final_path
+            )
+        finally:
+            sharding.release_merge(final_path)
+    return _finish(final_path, seen, seconds, config, csv, gzip, report)
+
+
+def store_path(output_file: str) -> str:
+    """OUTPUT_FILE, with `.parquet` added when it has no suffix."""
+    has_suffix = os.path.splitext(os.path.basename(output_file))[1]
+    return output_file if has_suffix else output_file + ".parquet"
+
+
+def _write_store(train_dir, pattern, path, store, batch_size, skip_corrupt, worker, progress):
+    """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH.
+
+    Returns (videos written, seconds, the corrupt-record report, the run's config)."""
+    from tqdm import tqdm
+
+    from y8m.data.readers import CorruptReport, iterate
+    from y8m.predictions import PredictionWriter
+
+    total, index = worker
     model, config = rundir.load_model(train_dir)
-    name = model_name or os.path.basename(os.path.normpath(train_dir))
-    split = split or _guess_split(input_data_pattern)
     report = CorruptReport()
     ds = rundir.dataset_for(
         config,
-        input_data_pattern,
+        pattern,
         training=False,
         batch_size=int(batch_size),
         skip_corrupt=skip_corrupt,
         report=report,
         shard=(total, index) if total > 1 else None,
     )
-    predict_fn = _compiled_predict(model)
-    seen, t0, keep_labels = 0, time.perf_counter(), None
-    final_path = (
-        output_file
-        if os.path.splitext(os.path.basename(output_file))[1]
-        else output_file + ".parquet"
-    )
-    part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
+    predict_fn = compiled_predict(model)
     writer = PredictionWriter(
-        part,
-        model_name=name,
-        split=split,
+        path,
         num_classes=int(config["num_classes"]),
-        top_k=int(top_k),
-        data_pattern=input_data_pattern,
+        data_pattern=pattern,
         extra_metadata={"train_dir": os.path.abspath(train_dir)},
+        **store,
     )
-    bar = tqdm(unit="video", desc=f"predict {name}", disable=not progress, dynamic_ncols=True)
+    seen, keep_labels, t0 = 0, None, time.perf_counter()
+    bar = tqdm(
+        unit="video",
+        desc=f"predict {store['model_name']}",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     with writer:
-        for batch in iterate(ds, input_data_pattern):
+        for batch in iterate(ds, pattern):
             p = np.asarray(predict_fn(rundir.model_inputs(batch, config)), np.float32)
             if keep_labels is None:  # test records carry no labels: then none are stored
                 keep_labels = bool(batch["labels"].any())
@@ -124,30 +181,18 @@ def predict(
             seen += len(ids)
             bar.update(len(ids))
     bar.close()
-    elapsed = time.perf_counter() - t0
-    if total > 1:
-        if index != 0:
-            print(f"worker {index}/{total}: wrote {seen} videos to {part}; worker 0 merges")
-            return {
-                "output_file": part,
-                "num_videos": seen,
-                "videos_per_s": seen / max(elapsed, 1e-9),
-            }
-        parts = [sharding.part_path(final_path, i, total, ".parquet") for i in range(total)]
-        sharding.wait_for(parts, merge_timeout)
-        seen = sharding.merge_prediction_parts(parts, final_path)
-        writer.path = final_path
-    result = {
-        "output_file": writer.path,
-        "num_videos": seen,
-        "videos_per_s": seen / max(elapsed, 1e-9),
-    }
+    return seen, time.perf_counter() - t0, report, config
+
+
+def _finish(path, seen, seconds, config, csv, gzip, report) -> dict:
+    """The Kaggle CSV when asked for, the summary line and the result dict."""
+    result = {"output_file": path, "num_videos": seen, "videos_per_s": seen / max(seconds, 1e-9)}
     if csv:
         from submissions.formats import write_video_submission
         from y8m.predictions import load_predictions
 
-        stored = load_predictions(writer.path)
-        csv_path = os.path.splitext(writer.path)[0] + (".csv.gz" if gzip else ".csv")
+        stored = load_predictions(path)
+        csv_path = os.path.splitext(path)[0] + (".csv.gz" if gzip else ".csv")
         write_video_submission(
             csv_path,
             stored.ids,
@@ -156,12 +201,10 @@ def predict(
             version=int(config["data"]["version"]),
         )
         result["csv_file"] = csv_path
-    if report.skipped:
+    if report is not None and report.skipped:
         print(report.summary())
-    print(
-        f"wrote {seen} videos' top-{writer.top_k} to {writer.path} ({result['videos_per_s']:.0f} videos/s)"
-        + (f" and {result['csv_file']}" if csv else "")
-    )
+    rate = f" ({result['videos_per_s']:.0f} videos/s)" if seconds else ""
+    print(f"wrote {seen} videos to {path}{rate}" + (f" and {result['csv_file']}" if csv else ""))
     return result
 
 

@@ -1,10 +1,15 @@
-"""The run directory: config.json, checkpoints, logs, model.keras (DESIGN.md "Run directory")."""
+"""The run directory's format, owned here alone: config.json, checkpoints, logs, history.csv,
+model.keras and the float16 weights of an export (DESIGN.md "Run directory").
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
+
+import numpy as np
 
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
@@ -16,6 +21,8 @@ LOG_DIR = "logs"
 HISTORY_FILE = "history.csv"
 EVAL_FILE = "eval.json"
 CURVE_FILE = "training_curve.png"
+FLOAT16_WEIGHTS = "weights.float16.npz"
+HISTORY_FIELDS = ("step", "loss", "learning_rate", "examples_per_s", "validation_gap")
 
 
 def path(train_dir: str, name: str) -> str:
@@ -48,13 +55,35 @@ def archive(train_dir: str) -> str | None:
     return target
 
 
+def input_mode(model: str, overrides: dict) -> dict:
+    """How the reader feeds MODEL in training (`frame_models.input_mode`), errors as UsageError."""
+    import frame_models
+
+    try:
+        return frame_models.input_mode(model, **_hparams(overrides))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def build_model(config: dict):
     """Rebuilds the keras model a config describes (untrained weights)."""
     import frame_models
 
-    return frame_models.build(
-        config["model"], int(config["num_classes"]), **config.get("overrides", {})
-    )
+    data = config["data"]
+    features = list(zip(data["feature_names"], (int(s) for s in data["feature_sizes"])))
+    try:
+        # Runs written before unknown hyper-parameters became errors may record some the
+        # model never took (they were dropped then): rebuild with the ones it takes.
+        takes = set(frame_models.valid_hparams(config["model"]))
+        hparams = {k: v for k, v in _hparams(config.get("overrides", {})).items() if k in takes}
+        return frame_models.build(config["model"], int(config["num_classes"]), features, **hparams)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _hparams(overrides: dict) -> dict:
+    # Runs written before config["data"] held the feature lists kept them among the overrides.
+    return {k: v for k, v in overrides.items() if k not in ("feature_names", "feature_sizes")}
 
 
 def load_model(train_dir: str):
@@ -68,10 +97,8 @@ def load_model(train_dir: str):
         model = build_model(config)
         tf.train.Checkpoint(model=model).restore(latest).expect_partial()
         return model, config
-    half = path(train_dir, "weights.float16.npz")
+    half = path(train_dir, FLOAT16_WEIGHTS)
     if os.path.exists(half):  # a `y8m export --dtype=float16` archive, unpacked
-        from y8m.run.export import load_float16_weights
-
         model = build_model(config)
         load_float16_weights(model, half)
         return model, config
@@ -83,6 +110,44 @@ def load_model(train_dir: str):
     raise UsageError(
         f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first"
     )
+
+
+def latest_checkpoint(train_dir: str) -> str | None:
+    """The newest checkpoint prefix of a run, or None."""
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(path(train_dir, CHECKPOINT_DIR))
+
+
+def float16_weights(model) -> list[np.ndarray]:
+    """The model's weights with every floating array rounded to half precision."""
+    arrays = [np.asarray(w) for w in model.get_weights()]
+    return [a.astype(np.float16) if a.dtype.kind == "f" else a for a in arrays]
+
+
+def save_float16_weights(halves: list[np.ndarray], file) -> None:
+    np.savez(file, *halves)
+
+
+def load_float16_weights(model, file: str) -> None:
+    """Restores float16-exported weights into a freshly built model (as float32)."""
+    with np.load(file) as data:  # allow_pickle stays False: only plain arrays load
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    current = model.get_weights()
+    if len(arrays) != len(current):
+        raise UsageError(f"{file} holds {len(arrays)} weights, the model has {len(current)}")
+    model.set_weights([a.astype(c.dtype) for a, c in zip(arrays, current)])
+
+
+def append_history(train_dir: str, row: dict) -> None:
+    """Adds one row to history.csv (appended line by line: a crash loses at most one row)."""
+    p = path(train_dir, HISTORY_FILE)
+    new = not os.path.exists(p)
+    with open(p, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
 
 
 def model_inputs(batch: dict, config: dict) -> dict:

@@ -12,10 +12,11 @@ import os
 
 import numpy as np
 
-from y8m.run import rundir
 from y8m.data import specs
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
+from y8m.run import rundir
+from y8m.run.inference import compiled_predict
 
 
 def cut_segments(batch: dict, feature_names, size: int = specs.SEGMENT_SIZE):
@@ -69,7 +70,6 @@ def _score_segments(train_dir, pattern, batch_size, segment_max_pred, segment_la
 
     from submissions.segments import SegmentTopK
     from y8m.data.readers import iterate
-    from y8m.run.evaluate import _compiled_predict
 
     model, config = rundir.load_model(train_dir)
     if not config["data"]["frame_level"]:
@@ -77,7 +77,7 @@ def _score_segments(train_dir, pattern, batch_size, segment_max_pred, segment_la
     rated = _rated_classes(segment_label_ids, pattern)
     topk = SegmentTopK(rated, max_per_class=int(segment_max_pred))
     ds = rundir.dataset_for(config, pattern, training=False, batch_size=int(batch_size))
-    predict_fn = _compiled_predict(model)
+    predict_fn = compiled_predict(model)
     bar = tqdm(unit="video", desc="segments", disable=not progress, dynamic_ncols=True)
     for batch in iterate(ds, pattern):
         ids, inputs = cut_segments(batch, config["data"]["feature_names"])

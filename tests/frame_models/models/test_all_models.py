@@ -8,8 +8,8 @@ import frame_models
 from frame_models.losses import CrossEntropyLoss
 from tests.frame_models.models.tiny import (
     NUM_CLASSES,
-    TINY,
     batch_for,
+    build,
     frame_batch,
     is_frame_level,
     labels,
@@ -26,7 +26,7 @@ def rng():
 
 @pytest.mark.parametrize("name", ALL)
 def test_inputs_and_probabilities(name, rng):
-    model = frame_models.build(name, NUM_CLASSES, **TINY)
+    model = build(name)
     batch = batch_for(name, rng)
     assert sorted(model.input) == sorted(batch)
     out = model(batch, training=False)
@@ -38,7 +38,7 @@ def test_inputs_and_probabilities(name, rng):
 
 @pytest.mark.parametrize("name", FRAME_LEVEL)
 def test_padding_changes_nothing(name, rng):
-    model = frame_models.build(name, NUM_CLASSES, **TINY)
+    model = build(name)
     batch = frame_batch(rng, num_frames=(6, 2, 0, 9))  # 9 > T: every row is a frame
     expected = np.asarray(model(batch, training=False))
     dirty = dict(batch)
@@ -61,7 +61,7 @@ def test_padding_changes_nothing(name, rng):
 
 @pytest.mark.parametrize("name", ALL)
 def test_train_step_and_keras_round_trip(name, rng, tmp_path):
-    model = frame_models.build(name, NUM_CLASSES, **TINY)
+    model = build(name)
     batch, y = batch_for(name, rng), labels(rng)
     before = [w.copy() for w in model.get_weights()]
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CrossEntropyLoss(), run_eagerly=True)
@@ -84,7 +84,7 @@ def test_train_step_and_keras_round_trip(name, rng, tmp_path):
 @pytest.mark.parametrize("name", ["gated_netvlad", "lstm"])
 def test_compiled_graph_training_and_predict(name, rng):
     """fit/predict in tf.function graphs (unknown T) agree with eager calls."""
-    model = frame_models.build(name, NUM_CLASSES, **TINY)
+    model = build(name)
     batch, y = batch_for(name, rng), labels(rng)
     model.compile(optimizer="adam", loss=CrossEntropyLoss(), jit_compile=False)
     model.fit(batch, y, batch_size=3, epochs=2, verbose=0)
@@ -106,7 +106,7 @@ def test_mixed_precision_output_is_float32(name, policy_name, rng):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy_name)
     try:
-        model = frame_models.build(name, NUM_CLASSES, **TINY)
+        model = build(name)
         out = model(batch_for(name, rng), training=False)
     finally:
         keras.config.set_dtype_policy(policy)

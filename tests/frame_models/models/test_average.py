@@ -2,13 +2,12 @@
 
 import numpy as np
 
-import frame_models
 from tests.frame_models.helpers import l2n, sigmoid, weight
-from tests.frame_models.models.tiny import NUM_CLASSES, TINY, frame_batch
+from tests.frame_models.models.tiny import NUM_CLASSES, build, frame_batch
 
 
 def test_average_logistic_matches_numpy():
-    model = frame_models.build("average_logistic", NUM_CLASSES, **TINY)
+    model = build("average_logistic")
     rng = np.random.default_rng(60)
     logistic = model.get_layer("logistic")
     logistic.kernel.assign(rng.normal(size=logistic.kernel.shape).astype("float32"))
@@ -23,7 +22,7 @@ def test_average_logistic_matches_numpy():
 
 
 def test_average_moe_cg_has_moe_and_output_gating():
-    model = frame_models.build("average_moe_cg", NUM_CLASSES, **TINY)
+    model = build("average_moe_cg")
     names = {layer.name for layer in model.layers}
     assert {"moe", "output_gating", "rgb_average", "audio_average"} <= names
     assert "pooled_gating" not in names

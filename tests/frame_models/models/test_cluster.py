@@ -5,7 +5,7 @@ import pytest
 
 import frame_models
 from frame_models.layers import GLU, ContextGating, NetFV, NetRVLAD, NetVLAD, SoftBoW
-from tests.frame_models.models.tiny import NUM_CLASSES, TINY, frame_batch
+from tests.frame_models.models.tiny import NUM_CLASSES, build, frame_batch
 
 
 def layer_names(model):
@@ -22,8 +22,7 @@ def layer_names(model):
     ],
 )
 def test_thesis_cluster_counts(name, layer_class, clusters):
-    overrides = {k: v for k, v in TINY.items() if k != "cluster_size"}
-    model = frame_models.build(name, NUM_CLASSES, **overrides)
+    model = build(name, cluster_size=None)
     rgb, audio = model.get_layer(f"rgb_{name}"), model.get_layer(f"audio_{name}")
     assert type(rgb) is layer_class and type(audio) is layer_class
     assert (rgb.num_clusters, audio.num_clusters) == (clusters, clusters // 2)
@@ -33,8 +32,7 @@ def test_audio_cluster_size_and_third_stream():
     model = frame_models.build(
         "netvlad",
         NUM_CLASSES,
-        feature_names="rgb,audio,extra",
-        feature_sizes="16,8,4",
+        [("rgb", 16), ("audio", 8), ("extra", 4)],
         cluster_size=6,
         audio_cluster_size=5,
         hidden_size=8,
@@ -47,7 +45,7 @@ def test_audio_cluster_size_and_third_stream():
 
 
 def test_early_fusion_pools_one_concatenated_stream():
-    model = frame_models.build("netfv", NUM_CLASSES, fusion="early", **TINY)
+    model = build("netfv", fusion="early")
     names = layer_names(model)
     assert "fused_netfv" in names and "rgb_netfv" not in names
     assert model.get_layer("fused_netfv").cluster_weights.shape == (24, 4)
@@ -67,33 +65,28 @@ TABLE_3_3 = [
 
 @pytest.mark.parametrize("switches, pooled_gate, output_gate", TABLE_3_3)
 def test_table_3_3_switches(switches, pooled_gate, output_gate):
-    model = frame_models.build("netvlad", NUM_CLASSES, **TINY, **switches)
+    model = build("netvlad", **switches)
     gate = model.get_layer("pooled_representation").gate
     assert (gate is None) if pooled_gate is None else isinstance(gate, pooled_gate)
     assert ("output_gating" in layer_names(model)) == output_gate
 
 
 def test_gated_defaults_and_their_overrides():
-    gated = frame_models.build("gated_netvlad", NUM_CLASSES, **TINY)
+    gated = build("gated_netvlad")
     assert isinstance(gated.get_layer("pooled_representation").gate, ContextGating)
     assert "output_gating" in layer_names(gated)
-    plain = frame_models.build("gated_netvlad", NUM_CLASSES, gating_after_moe=False, **TINY)
+    plain = build("gated_netvlad", gating_after_moe=False)
     assert "output_gating" not in layer_names(plain)
-    assert (
-        frame_models.build("netvlad", NUM_CLASSES, **TINY).get_layer("pooled_representation").gate
-        is None
-    )
+    assert build("netvlad").get_layer("pooled_representation").gate is None
 
 
 def test_batch_norm_switches():
-    model = frame_models.build(
+    model = build(
         "gated_bow",
-        NUM_CLASSES,
         input_batch_norm=False,
         cluster_batch_norm=False,
         hidden_batch_norm=False,
         gating_batch_norm=False,
-        **TINY,
     )
     assert not any("input_bn" in n for n in layer_names(model))
     assert model.get_layer("rgb_bow").use_batch_norm is False

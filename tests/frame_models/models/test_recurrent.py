@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import frame_models
-from tests.frame_models.models.tiny import NUM_CLASSES, TINY
+from tests.frame_models.models.tiny import build
 
 
 @pytest.mark.parametrize(
@@ -17,7 +16,7 @@ from tests.frame_models.models.tiny import NUM_CLASSES, TINY
     ],
 )
 def test_classifier_input(name, rnn_state, layers, size):
-    model = frame_models.build(name, NUM_CLASSES, rnn_state=rnn_state, rnn_layers=layers, **TINY)
+    model = build(name, rnn_state=rnn_state, rnn_layers=layers)
     assert model.get_layer("moe").gating_kernel.shape[0] == size
     assert [layer.name for layer in model.layers if layer.name.startswith("fused_")] == [
         f"fused_{name}_{i}" for i in range(layers)
@@ -25,14 +24,14 @@ def test_classifier_input(name, rnn_state, layers, size):
 
 
 def test_late_fusion_runs_one_stack_per_stream():
-    model = frame_models.build("lstm", NUM_CLASSES, fusion="late", rnn_state="last", **TINY)
+    model = build("lstm", fusion="late", rnn_state="last")
     assert model.get_layer("rgb_lstm_1") is not None and model.get_layer("audio_lstm_1") is not None
     assert model.get_layer("moe").gating_kernel.shape[0] == 2 * 8
 
 
 def test_final_state_is_after_the_last_real_frame():
     """A short video padded to T frames gets the state its real frames give, not the padding's."""
-    model = frame_models.build("gru", NUM_CLASSES, rnn_state="last", **TINY)
+    model = build("gru", rnn_state="last")
     rng = np.random.default_rng(50)
     rgb = rng.normal(size=(1, 3, 16)).astype("float32")
     audio = rng.normal(size=(1, 3, 8)).astype("float32")
@@ -52,16 +51,14 @@ def test_final_state_is_after_the_last_real_frame():
 
 
 def test_gating_switches_apply():
-    model = frame_models.build(
-        "lstm", NUM_CLASSES, gating_after_pooling=True, gating_after_moe=True, **TINY
-    )
+    model = build("lstm", gating_after_pooling=True, gating_after_moe=True)
     names = {layer.name for layer in model.layers}
     assert {"pooled_gating", "output_gating"} <= names
 
 
 def test_video_without_frames_reads_one_zero_row():
     """cuDNN rejects length-0 sequences, so an empty video is read as one zero frame."""
-    model = frame_models.build("lstm", NUM_CLASSES, **TINY)
+    model = build("lstm")
     rng = np.random.default_rng(51)
     empty = {
         "rgb": rng.normal(size=(1, 4, 16)).astype("float32"),

@@ -4,11 +4,11 @@ import numpy as np
 
 import frame_models
 from tests.frame_models.helpers import l2n, sigmoid, weight
-from tests.frame_models.models.tiny import NUM_CLASSES, TINY, video_batch
+from tests.frame_models.models.tiny import NUM_CLASSES, VIDEO_FEATURES, build, video_batch
 
 
 def test_logistic_matches_numpy():
-    model = frame_models.build("logistic", NUM_CLASSES, **TINY)
+    model = build("logistic")
     rng = np.random.default_rng(70)
     logistic = model.get_layer("logistic")
     logistic.bias.assign(rng.normal(size=logistic.bias.shape).astype("float32"))
@@ -19,7 +19,7 @@ def test_logistic_matches_numpy():
 
 
 def test_moe_inputs_and_defaults():
-    model = frame_models.build("moe", NUM_CLASSES, feature_sizes="16,8")
+    model = frame_models.build("moe", NUM_CLASSES, VIDEO_FEATURES)
     assert sorted(model.input) == ["mean_audio", "mean_rgb"]
     moe = model.get_layer("moe")
     assert moe.num_mixtures == 2 and moe.l2_penalty == 1e-8

@@ -7,13 +7,33 @@ import numpy as np
 import frame_models
 
 NUM_CLASSES = 10
-TINY = {"cluster_size": 4, "hidden_size": 8, "rnn_cells": 8, "feature_sizes": [16, 8]}
-FRAME_SIZES = {"rgb": 16, "audio": 8}
-VIDEO_SIZES = {"mean_rgb": 16, "mean_audio": 8}
+FRAME_FEATURES = (("rgb", 16), ("audio", 8))
+VIDEO_FEATURES = (("mean_rgb", 16), ("mean_audio", 8))
+FRAME_SIZES = dict(FRAME_FEATURES)
+VIDEO_SIZES = dict(VIDEO_FEATURES)
+# Small sizes for every family; each model gets the ones it takes (see tiny_hparams).
+TINY = {"cluster_size": 4, "hidden_size": 8, "rnn_cells": 8}
 
 
 def is_frame_level(name: str) -> bool:
     return frame_models.input_mode(name)["frame_level"]
+
+
+def features_for(name: str) -> tuple[tuple[str, int], ...]:
+    return FRAME_FEATURES if is_frame_level(name) else VIDEO_FEATURES
+
+
+def tiny_hparams(name: str) -> dict[str, int]:
+    """The TINY sizes `name` takes."""
+    valid = set(frame_models.valid_hparams(name))
+    return {k: v for k, v in TINY.items() if k in valid}
+
+
+def build(name: str, **hparams):
+    """`name` with the tiny features and sizes, `hparams` on top (None restores a default)."""
+    return frame_models.build(
+        name, NUM_CLASSES, features_for(name), **{**tiny_hparams(name), **hparams}
+    )
 
 
 def frame_batch(rng, num_frames=(6, 2, 0), steps=6) -> dict[str, np.ndarray]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 
 import numpy as np
 
 from y8m.data import specs
-from y8m.errors import UsageError
 
 _MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
 
@@ -107,7 +107,8 @@ def bench_train(
     seed: int = 0,
     **overrides,
 ) -> dict:
-    """Times full training steps (forward, backward, Adam) on random inputs of the real shapes.
+    """Times the training step `y8m train` runs (forward, loss with regularisation, backward,
+    clipping, Adam) on random inputs of the real shapes.
 
     Args:
         model: registry name.
@@ -121,37 +122,89 @@ def bench_train(
         **overrides: model hyper-parameters.
     """
     import keras
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _bench(
+            model,
+            batch_size,
+            num_classes,
+            frames,
+            steps,
+            warmup,
+            jit_compile,
+            mixed_precision,
+            matmul_size,
+            seed,
+            overrides,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train_flags() -> dict:
+    """`y8m train`'s defaults: the bench runs the step with the same settings."""
+    from y8m.run.train import train
+
+    return {
+        n: p.default
+        for n, p in inspect.signature(train).parameters.items()
+        if p.default is not p.empty
+    }
+
+
+def _bench(
+    model,
+    batch_size,
+    num_classes,
+    frames,
+    steps,
+    warmup,
+    jit_compile,
+    mixed_precision,
+    matmul_size,
+    seed,
+    overrides,
+) -> dict:
+    import keras
     import tensorflow as tf
 
-    import frame_models
-    from frame_models.losses import CrossEntropyLoss
+    from y8m.run import rundir
+    from y8m.run.training.state import make_optimizer
+    from y8m.run.training.step import make_train_step
 
-    if model not in frame_models.names():
-        raise UsageError(
-            f"unknown model {model!r}; choose one of: {', '.join(frame_models.names())}"
-        )
     if mixed_precision:
         gpu = bool(tf.config.list_physical_devices("GPU"))
         keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
     keras.utils.set_random_seed(seed)
-    net = frame_models.build(model, int(num_classes), **overrides)
-    mode = frame_models.input_mode(model, **overrides)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    names, sizes = overrides.pop("feature_names", None), overrides.pop("feature_sizes", None)
+    mode = rundir.input_mode(model, overrides)
+    features = specs.parse_feature_list(names, sizes, frame_level=mode["frame_level"])
+    flags = _train_flags()
+    config = {
+        "model": model,
+        "num_classes": int(num_classes),
+        "overrides": overrides,
+        "data": {
+            "feature_names": [f.name for f in features],
+            "feature_sizes": [f.size for f in features],
+        },
+    }
+    net = rundir.build_model(config)
     frames = int(frames or mode.get("num_samples") or specs.MAX_FRAMES)
     inputs = net.input if isinstance(net.input, dict) else dict(zip(net.input_names, net.inputs))
     batch, labels = synthetic_batch(inputs, int(batch_size), frames, int(num_classes), seed)
     batch = {k: tf.constant(v) for k, v in batch.items()}
     labels = tf.constant(labels)
-    loss_fn = CrossEntropyLoss()
-    optimizer = keras.optimizers.Adam(2e-4)
-
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, tf.cast(net(x, training=True), tf.float32))
-        grads = tape.gradient(loss, net.trainable_variables)
-        optimizer.apply(grads, net.trainable_variables)
-        return loss
-
-    step_fn = tf.function(step, jit_compile=bool(jit_compile))
+    optimizer, _ = make_optimizer(flags, int(batch_size))
+    step_fn = make_train_step(
+        net,
+        optimizer,
+        tf.distribute.get_strategy(),
+        clip_norm=flags["clip_gradient_norm"],
+        jit_compile=bool(jit_compile),
+    )
     forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(batch)
     forward_flops = graph_flops(forward.graph, frames) / int(batch_size)
     for _ in range(warmup):
@@ -160,6 +213,32 @@ def bench_train(
     for _ in range(steps):
         step_fn(batch, labels).numpy()
     seconds = time.perf_counter() - start
+    return _report(
+        model,
+        net,
+        batch_size,
+        frames,
+        steps,
+        seconds,
+        forward_flops,
+        matmul_size,
+        jit_compile,
+        mixed_precision,
+    )
+
+
+def _report(
+    model,
+    net,
+    batch_size,
+    frames,
+    steps,
+    seconds,
+    forward_flops,
+    matmul_size,
+    jit_compile,
+    mixed_precision,
+) -> dict:
     examples_per_s = steps * int(batch_size) / seconds
     flops_per_example = 3.0 * forward_flops  # backward costs about twice the forward pass
     achieved = flops_per_example * examples_per_s

@@ -1,0 +1,62 @@
+"""What a finished run leaves: model.keras, the training curve PNG, and the run's summary."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from y8m.fileio import atomic_path
+from y8m.run import rundir
+
+
+def write_model(net, train_dir: str) -> str:
+    path = rundir.path(train_dir, rundir.MODEL_FILE)
+    with atomic_path(path) as tmp:
+        net.save(tmp)  # the temporary name keeps the .keras suffix keras requires
+    return path
+
+
+def plot_history(train_dir: str) -> None:
+    """training_curve.png from history.csv: loss (log scale when it spans decades) and
+    validation GAP on a second axis."""
+    import pandas as pd
+
+    history_path = rundir.path(train_dir, rundir.HISTORY_FILE)
+    if not os.path.exists(history_path):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = pd.read_csv(history_path)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    loss = h.dropna(subset=["loss"])
+    ax.plot(loss["step"], loss["loss"], label="training loss", color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    positive = loss["loss"][loss["loss"] > 0]
+    if len(positive) and positive.max() > 100 * positive.min():
+        ax.set_yscale("log")  # the first steps would flatten the rest of the curve
+    val = h.dropna(subset=["validation_gap"])
+    if len(val):
+        ax2 = ax.twinx()
+        ax2.plot(
+            val["step"], val["validation_gap"], "o-", color="tab:orange", label="validation GAP"
+        )
+        ax2.set_ylabel("validation GAP")
+    ax.set_title("training curve")
+    fig.tight_layout()
+    with atomic_path(rundir.path(train_dir, rundir.CURVE_FILE)) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def fingerprint(net) -> str:
+    """A digest of all weights: equal on every worker of a synchronous run."""
+    digest = hashlib.sha256()
+    for w in net.weights:
+        digest.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,78 @@
+"""The built-in training hooks: logs (TensorBoard, history.csv, the bar) and validation GAP."""
+
+from __future__ import annotations
+
+import time
+
+from y8m.run import rundir
+from y8m.run.inference import validation_gap
+from y8m.run.training.loop import Hook, TrainLoop
+
+
+class LogHook(Hook):
+    """Every `log_steps` steps: loss, learning rate and examples/s to TensorBoard, history.csv
+    and the progress bar; the last step too when it falls between two records."""
+
+    def __init__(self, train_dir: str, writer, schedule, log_steps: int):
+        self.train_dir = train_dir
+        self.writer = writer
+        self.schedule = schedule
+        self.log_steps = max(int(log_steps), 1)
+        self._window_t = time.perf_counter()
+        self._window_n = 0
+        self.rate = 0.0
+
+    def after_step(self, loop: TrainLoop, step: int, loss: float) -> None:
+        import tensorflow as tf
+
+        self._window_n += loop.global_batch
+        if step % self.log_steps:
+            return
+        now = time.perf_counter()
+        self.rate = self._window_n / max(now - self._window_t, 1e-9)
+        self._window_t, self._window_n = now, 0
+        lr = float(self.schedule(step))
+        if loop.bar is not None:
+            loop.bar.set_postfix(loss=f"{loss:.3f}", ex_s=f"{self.rate:.0f}")
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("loss", loss)
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("examples_per_second", self.rate)
+        rundir.append_history(
+            self.train_dir,
+            {"step": step, "loss": loss, "learning_rate": lr, "examples_per_s": self.rate},
+        )
+
+    def at_end(self, loop: TrainLoop, step: int) -> None:
+        if step > loop.start_step and step % self.log_steps:
+            rundir.append_history(
+                self.train_dir, {"step": step, "loss": loop.last_loss, "examples_per_s": self.rate}
+            )
+
+
+class ValidationHook(Hook):
+    """GAP@20 on the first `max_videos` validation videos: at each validation point and at the
+    end (the end's figure is the run's `gap`)."""
+
+    def __init__(self, config: dict, pattern: str, max_videos: int, train_dir: str, writer):
+        self.config = config
+        self.pattern = pattern
+        self.max_videos = int(max_videos)
+        self.train_dir = train_dir
+        self.writer = writer
+
+    def _gap(self, loop: TrainLoop, step: int) -> float:
+        import tensorflow as tf
+
+        gap = validation_gap(loop.state.net, self.config, self.pattern, self.max_videos)
+        rundir.append_history(self.train_dir, {"step": step, "validation_gap": gap})
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("validation_gap", gap)
+        return gap
+
+    def at_validation(self, loop: TrainLoop, step: int) -> None:
+        loop.write(f"step {step}: validation GAP {self._gap(loop, step):.4f}")
+
+    def at_end(self, loop: TrainLoop, step: int) -> None:
+        loop.results["gap"] = self._gap(loop, step)
+        print(f"validation GAP {loop.results['gap']:.4f}")

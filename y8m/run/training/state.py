@@ -1,0 +1,87 @@
+"""Training state: the model, Adam with the staircase schedule, and the resumable checkpoint.
+
+The checkpoint (`tf.train.Checkpoint` of model and optimizer, step = optimizer.iterations,
+kept by `tf.train.CheckpointManager`) is what makes re-running the same command resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from y8m.errors import UsageError
+from y8m.run import distribute, rundir
+
+
+def make_optimizer(train: dict, global_batch: int):
+    """Adam at `base * decay ** floor(examples / decay_examples)`; returns (optimizer, schedule).
+
+    The decay counts global examples, so N replicas decay N times faster per step.
+    """
+    import keras
+
+    decay_steps = max(int(train["learning_rate_decay_examples"]) / global_batch, 1.0)
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        float(train["base_learning_rate"]),
+        decay_steps,
+        float(train["learning_rate_decay"]),
+        staircase=True,
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer, schedule
+
+
+@dataclasses.dataclass
+class TrainState:
+    """What a step changes and a checkpoint keeps."""
+
+    net: Any
+    optimizer: Any
+    schedule: Any
+    checkpoint: Any
+    manager: Any
+    checkpoint_dir: str
+    chief: bool
+
+    @property
+    def step(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    def save(self) -> None:
+        """Saves the current step (once: a step already saved is not written again)."""
+        latest = self.manager.latest_checkpoint
+        if latest is None or not latest.endswith(f"-{self.step}"):
+            self.manager.save(checkpoint_number=self.step)
+
+
+def build_state(config: dict, strategy, train_dir: str, chief: bool, max_model_mb=None):
+    """Model and optimizer under the strategy's scope, and their checkpoint manager."""
+    import tensorflow as tf
+
+    global_batch = int(config["train"]["global_batch_size"])
+    with strategy.scope():
+        net = rundir.build_model(config)
+        optimizer, schedule = make_optimizer(config["train"], global_batch)
+        optimizer.build(net.trainable_variables)
+        checkpoint = tf.train.Checkpoint(model=net, optimizer=optimizer)
+    size_mb = net.count_params() * 4 / 2**20
+    if max_model_mb is not None and size_mb > float(max_model_mb):
+        raise UsageError(
+            f"model {config['model']!r} has {net.count_params():,} parameters = {size_mb:.0f} MB "
+            f"in float32, over --max_model_mb={max_model_mb}: lower --cluster_size/--hidden_size"
+        )
+    ckpt_dir = distribute.checkpoint_dir(train_dir, chief)
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
+    return TrainState(net, optimizer, schedule, checkpoint, manager, ckpt_dir, chief)
+
+
+def restore(state: TrainState, train_dir: str) -> int:
+    """Resumes from the chief's latest checkpoint (every worker does); returns the step."""
+    latest = rundir.latest_checkpoint(train_dir)
+    if latest:
+        state.checkpoint.restore(latest).assert_existing_objects_matched()
+        if state.chief:
+            print(f"resuming {train_dir} from step {state.step}")
+    return state.step
