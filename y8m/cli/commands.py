@@ -147,6 +147,8 @@ def models(num_classes: int = 3862, names: str | None = None):
     from frame_models.summary import parameter_table
     from y8m.data import specs
 
+    if isinstance(names, (list, tuple)):  # fire turns `--names=a,b` into a tuple
+        names = ",".join(str(n) for n in names)
     wanted = None if names is None else [n.strip() for n in str(names).split(",") if n.strip()]
     try:
         rows = parameter_table(

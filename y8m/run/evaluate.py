@@ -58,7 +58,9 @@ def evaluate(
     parts = _parts_prefix(train_dir)
     if merge:
         found = sharding.parts_for_merge(parts, ".npz", float(merge_timeout), progress)
-        return _report(train_dir, *_merge_parts(found), None)
+        merged = _merge_parts(found)
+        sharding.release_merge(parts)  # a claim left by a worker killed mid-merge
+        return _report(train_dir, *merged, None)
     if not eval_data_pattern:
         raise UsageError(
             "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"

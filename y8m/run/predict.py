@@ -71,6 +71,7 @@ def predict(
             )
         parts = sharding.parts_for_merge(final_path, ".parquet", float(merge_timeout), progress)
         seen = sharding.merge_prediction_parts(parts, final_path)
+        sharding.release_merge(final_path)  # a claim left by a worker killed mid-merge
         return _finish(final_path, seen, 0.0, config, csv, gzip, None)
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")

@@ -85,3 +85,29 @@ def test_synth_then_inspect(tmp_path, capsys):
     main(["inspect", f"{tmp_path}/video/*.tfrecord"])
     out = capsys.readouterr().out
     assert "all records valid" in out and "12 videos" in out  # 8 train + 2 validate + 2 test
+
+
+def test_hparam_the_model_does_not_take_is_one_line(capsys, synth_dir, tmp_path):
+    code, _, err = _run(
+        [
+            "train",
+            "--model=lstm",
+            "--cluster_size=4",
+            f"--train_data_pattern={synth_dir}/frame/train*",
+            f"--train_dir={tmp_path / 'run'}",
+        ],
+        capsys,
+    )
+    assert code == 2 and err.strip().count("\n") == 0
+    assert "'lstm' has no option(s) cluster_size" in err and "rnn_cells" in err
+
+
+def test_models_lists_a_comma_separated_subset(capsys):
+    main(["models", "--names=lstm,netvlad", "--num_classes=64"])
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows == ["lstm", "netvlad"]
+
+
+def test_merge_with_no_parts_is_one_line(capsys, tmp_path):
+    code, _, err = _run(["predict", "--merge", f"--output_file={tmp_path / 'p'}"], capsys)
+    assert code == 2 and err.startswith("error: no worker parts of") and err.count("\n") == 1
