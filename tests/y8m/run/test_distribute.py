@@ -78,9 +78,9 @@ def test_two_workers_end_with_identical_weights_and_chief_resumes(synth_dir, tmp
 def test_sharded_eval_and_predict_equal_a_single_worker(synth_dir, tmp_path):
     import threading
 
+    from y8m.predictions import load_predictions
     from y8m.run.evaluate import evaluate
     from y8m.run.predict import predict
-    from y8m.predictions import load_predictions
     from y8m.run.train import train
 
     run = tmp_path / "run"

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from y8m.run import rundir
 from y8m.errors import UsageError
+from y8m.run import rundir
 
 TINY = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "num_mixtures": 2}
 
@@ -49,10 +49,10 @@ def test_train_writes_the_run_directory(trained):
 
 def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
     from y8m.data.readers import iterate
-    from y8m.run.evaluate import evaluate
     from y8m.metrics import gap
-    from y8m.run.predict import predict
     from y8m.predictions import load_predictions
+    from y8m.run.evaluate import evaluate
+    from y8m.run.predict import predict
 
     run_dir, _ = trained
     pattern = str(synth_dir / "frame" / "validate*.tfrecord")
@@ -77,7 +77,9 @@ def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
     model, config = rundir.load_model(str(run_dir))
     dense = {}
     labels = {}
-    for batch in iterate(rundir.dataset_for(config, pattern, training=False, batch_size=32), pattern):
+    for batch in iterate(
+        rundir.dataset_for(config, pattern, training=False, batch_size=32), pattern
+    ):
         p = np.asarray(model(rundir.model_inputs(batch, config), training=False))
         for vid, row, y in zip(batch["id"], p, batch["labels"]):
             dense[vid.decode()] = row
