@@ -9,53 +9,38 @@ sizes are read from the weight shapes.
 
 from __future__ import annotations
 
-import glob
 import os
-import re
-
-import torch
 
 from extras.howto100m.model import Net
+from extras.runtime import checkpoints
+from extras.runtime.checkpoints import strip_module_prefix
 from y8m.errors import UsageError
-from y8m.fileio import atomic_path
 
-_CHECKPOINT = re.compile(r"ckpt-(\d+)\.pt$")
+CHECKPOINTS = checkpoints.CheckpointFiles("ckpt-", ".pt", width=9)
 FINAL_MODEL = "model.pt"
 
 
 def checkpoint_path(output_dir: str, global_step: int) -> str:
-    return os.path.join(output_dir, f"ckpt-{global_step:09d}.pt")
+    return CHECKPOINTS.path(output_dir, global_step)
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
     """Training checkpoints in `output_dir`, oldest first."""
-    found = [p for p in glob.glob(os.path.join(output_dir, "ckpt-*.pt")) if _CHECKPOINT.search(p)]
-    return sorted(found, key=lambda p: int(_CHECKPOINT.search(p).group(1)))
+    return CHECKPOINTS.existing(output_dir)
 
 
 def latest_checkpoint(output_dir: str) -> str | None:
-    found = list_checkpoints(output_dir)
-    return found[-1] if found else None
+    return CHECKPOINTS.latest(output_dir)
 
 
 def save_checkpoint(path: str, payload: dict) -> None:
-    """torch.save through a temporary file renamed on success, so a crash never leaves half a file."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Written atomically: a crash never leaves half a file."""
+    checkpoints.save(path, payload)
 
 
 def prune_checkpoints(output_dir: str, keep: int) -> None:
     """Deletes all but the newest `keep` training checkpoints (keep <= 0 keeps all)."""
-    if keep > 0:
-        for path in list_checkpoints(output_dir)[:-keep]:
-            os.remove(path)
-
-
-def strip_module_prefix(state_dict: dict) -> dict:
-    """Drops the `module.` prefix that DistributedDataParallel adds to every key."""
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module.") :]: v for k, v in state_dict.items()}
-    return dict(state_dict)
+    CHECKPOINTS.prune(output_dir, keep)
 
 
 def config_from_state_dict(state_dict: dict) -> dict:
@@ -103,10 +88,7 @@ def read_checkpoint(path: str, map_location="cpu") -> dict:
         UsageError: unreadable file.
     """
     path = resolve_checkpoint(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise UsageError(f"cannot load checkpoint {path}: {err}") from err
+    payload = checkpoints.load(path, map_location)
     if isinstance(payload, dict) and "state_dict" in payload:
         payload = dict(payload)
         payload["state_dict"] = strip_module_prefix(payload["state_dict"])

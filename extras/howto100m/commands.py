@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 
+from extras.howto100m.config import TrainConfig
+from extras.runtime.flags import build, command, required
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
 
@@ -63,99 +65,16 @@ class Commands:
             "skipped": len(skipped),
         }
 
-    def train(
-        self,
-        captions: str = "",
-        features_2d: str = "",
-        word2vec: str = "",
-        output_dir: str = "",
-        features_3d: str = "",
-        videos: str = "",
-        epochs: int = 15,
-        videos_per_batch: int = 32,
-        pairs_per_video: int = 64,
-        embd_dim: int = 4096,
-        lr: float = 1e-4,
-        lr_decay: float = 0.9,
-        margin: float = 0.1,
-        negative_weighting: bool = True,
-        hard_negative_rate: float = 0.5,
-        min_time: float = 5.0,
-        min_words: int = 0,
-        max_words: int = 20,
-        mask_padding: bool = False,
-        word2vec_limit: int = 0,
-        num_workers: int = 4,
-        seed: int = 1,
-        device: str = "auto",
-        checkpoint_every: int = 0,
-        keep_checkpoints: int = 3,
-    ) -> dict:
+    @command(TrainConfig)
+    def train(self, **flags) -> dict:
         """Trains the joint embedding; re-running with the same --output_dir resumes.
 
-        For several processes: `torchrun --nproc_per_node=N -m extras.howto100m.train ...`.
-
-        Args:
-            captions: caption.json of the training videos.
-            features_2d: folder of 2-D features `<video_id>.npy` [T, D2] at 1 per second.
-            word2vec: word2vec file (binary .bin or text), e.g. GoogleNews-vectors-negative300.bin.
-            output_dir: folder for checkpoints ckpt-*.pt, config.json and history.json.
-            features_3d: folder of 3-D features [T, D3] at 1.5 per second (optional).
-            videos: file of training video ids (default: all with captions and features).
-            epochs: number of passes over the videos.
-            videos_per_batch: v, videos per batch (per process under torchrun).
-            pairs_per_video: k, clip-caption pairs drawn from each video.
-            embd_dim: joint embedding size (stored in every checkpoint).
-            lr: Adam learning rate.
-            lr_decay: learning rate factor applied after each epoch.
-            margin: ranking margin delta.
-            negative_weighting: fix the intra/inter-video negative ratio (eq. 5.5).
-            hard_negative_rate: p, the share of weight on same-video negatives.
-            min_time: grow each caption over its neighbours to at least this many seconds.
-            min_words: and to at least this many kept words.
-            max_words: words per caption kept.
-            mask_padding: ignore padded word slots in the sentence max-pool.
-            word2vec_limit: load only the first N words of the word2vec file (0 = all).
-            num_workers: data loader processes.
-            seed: random seed.
-            device: auto, cpu, cuda or cuda:N.
-            checkpoint_every: also save every N steps (0 = at the end of each epoch only).
-            keep_checkpoints: newest checkpoints kept (0 = all).
+        For several processes: `torchrun --nproc_per_node=N -m extras.howto100m.launch ...`.
         """
-        from extras.howto100m.train import TrainConfig, fit
+        from extras.howto100m.train import fit
 
-        _require(
-            captions=captions, features_2d=features_2d, word2vec=word2vec, output_dir=output_dir
-        )
-        summary = fit(
-            TrainConfig(
-                captions=captions,
-                features_2d=features_2d,
-                word2vec=word2vec,
-                output_dir=output_dir,
-                features_3d=features_3d,
-                videos=videos,
-                epochs=epochs,
-                videos_per_batch=videos_per_batch,
-                pairs_per_video=pairs_per_video,
-                embd_dim=embd_dim,
-                lr=lr,
-                lr_decay=lr_decay,
-                margin=margin,
-                negative_weighting=negative_weighting,
-                hard_negative_rate=hard_negative_rate,
-                min_time=min_time,
-                min_words=min_words,
-                max_words=max_words,
-                mask_padding=mask_padding,
-                word2vec_limit=word2vec_limit,
-                num_workers=num_workers,
-                seed=seed,
-                device=device,
-                checkpoint_every=checkpoint_every,
-                keep_checkpoints=keep_checkpoints,
-            )
-        )
+        _require(**{name: flags[name] for name in required(TrainConfig)})
+        summary = fit(build(TrainConfig, flags))
         if int(os.environ.get("RANK", "0")) == 0:
             loss = "n/a" if summary["loss"] is None else f"{summary['loss']:.4f}"
             print(
@@ -197,7 +116,7 @@ class Commands:
             device: auto, cpu, cuda or cuda:N.
         """
         from extras.howto100m.evaluate import DataSource, embed_to_file
-        from extras.howto100m.runtime import pick_device
+        from extras.runtime.device import pick_device
 
         _require(
             checkpoint=checkpoint, captions=captions, features_2d=features_2d, word2vec=word2vec
@@ -261,7 +180,7 @@ class Commands:
             retrieval_from_embeddings,
         )
         from extras.howto100m.retrieval import format_metrics
-        from extras.howto100m.runtime import pick_device
+        from extras.runtime.device import pick_device
 
         dev = pick_device(device)
         if embeddings:
@@ -320,7 +239,7 @@ class Commands:
         """
         from extras.howto100m.evaluate import evaluate_localization
         from extras.howto100m.localize import read_task_videos, read_tasks
-        from extras.howto100m.runtime import pick_device
+        from extras.runtime.device import pick_device
 
         _require(
             checkpoint=checkpoint,

@@ -1,9 +1,15 @@
 """Training the joint embedding: Adam, per-epoch decay, checkpoints, resume, torchrun.
 
-Launch single-process (`y8m extras howto100m train ...`) or with torchrun; under torchrun
-each process draws its own v videos per step (DistributedSampler) and DDP averages the
-gradients, so the effective batch is world_size x v videos x k pairs. Negatives come from
-the process's own batch.
+Launch single-process (`y8m extras howto100m train ...`) or with torchrun
+(`torchrun --nproc_per_node=N -m extras.howto100m.launch ...`); under torchrun each process
+draws its own v videos per step (DistributedSampler) and DDP averages the gradients, so the
+effective batch is world_size x v videos x k pairs. Negatives come from the process's own
+batch.
+
+A run is a sequence of named parts: build the data, build the model and optimizer
+(`build_parts`), restore, then per epoch the steps (`train_step`, which `y8m bench howto100m`
+also times) and the end of the epoch (record, checkpoint), and last the summary. Features such
+as an EMA of the weights attach as `Hooks` (`extras.runtime.hooks`) rather than as branches.
 """
 
 from __future__ import annotations
@@ -11,91 +17,109 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
+import sys
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from extras.howto100m import checkpoint as ckpt
-from extras.howto100m import runtime
 from extras.howto100m.captions import load_captions, read_video_list
+from extras.howto100m.config import TrainConfig
 from extras.howto100m.data import PairMaker, PairOptions, TrainPairs, train_loader, usable_videos
-from extras.howto100m.features import FPS_2D, FPS_3D, FeatureStore
+from extras.howto100m.features import FeatureStore
 from extras.howto100m.loss import MaxMarginRankingLoss
 from extras.howto100m.model import Net
 from extras.howto100m.text import WordVectors
+from extras.runtime import distributed
+from extras.runtime.checkpoints import restore_training, training_state
+from extras.runtime.distributed import Distributed
+from extras.runtime.hooks import Hooks
+from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Every flag of a training run; written to `<output_dir>/config.json`.
-
-    Defaults are the thesis' (5.4.1, 5.5.1): Adam 1e-4, margin 0.1, v=32 videos x k=64
-    pairs, 4096-d embedding, p=0.5, 5 s clips, 20 words; epochs and decay from the README.
-    """
-
-    captions: str
-    features_2d: str
-    word2vec: str
-    output_dir: str
-    features_3d: str = ""
-    videos: str = ""
-    epochs: int = 15
-    videos_per_batch: int = 32
-    pairs_per_video: int = 64
-    embd_dim: int = 4096
-    sentence_dim: int = -1
-    mask_padding: bool = False
-    lr: float = 1e-4
-    lr_decay: float = 0.9
-    margin: float = 0.1
-    negative_weighting: bool = True
-    hard_negative_rate: float = 0.5
-    min_time: float = 5.0
-    min_words: int = 0
-    max_words: int = 20
-    remove_stop_words: bool = True
-    fps_2d: float = FPS_2D
-    fps_3d: float = FPS_3D
-    word2vec_limit: int = 0
-    num_workers: int = 0
-    seed: int = 1
-    device: str = "auto"
-    checkpoint_every: int = 0
-    keep_checkpoints: int = 3
-    progress: bool = True
-
-    def check(self) -> None:
-        """Raises UsageError for values no run can use."""
-        positive = ("epochs", "videos_per_batch", "pairs_per_video", "embd_dim", "max_words")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
-            raise UsageError("--lr must be > 0 and --lr_decay in (0, 1]")
-        if not 0 <= self.hard_negative_rate < 1:
-            raise UsageError(
-                f"--hard_negative_rate must be in [0, 1), got {self.hard_negative_rate}"
-            )
-        if not self.output_dir:
-            raise UsageError("--output_dir is required")
-
-    def pair_options(self) -> PairOptions:
-        return PairOptions(self.min_time, self.min_words, self.max_words)
+def pair_options(config: TrainConfig) -> PairOptions:
+    return PairOptions(config.min_time, config.min_words, config.max_words)
 
 
 def data_options(config: TrainConfig) -> dict:
     """How pairs were built; saved in checkpoints so eval/embed/localize build them alike."""
     return {
-        **dataclasses.asdict(config.pair_options()),
+        **dataclasses.asdict(pair_options(config)),
         "remove_stop_words": config.remove_stop_words,
         "fps_2d": config.fps_2d,
         "fps_3d": config.fps_3d,
         "two_streams": bool(config.features_3d),
     }
+
+
+@dataclasses.dataclass
+class Parts:
+    """What a training step uses. `net` is the bare Net (what checkpoints hold); `model` is
+    what the step calls: the net, DDP-wrapped under torchrun."""
+
+    net: Net
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: MaxMarginRankingLoss
+    device: torch.device
+
+
+def build_parts(net: Net, config: TrainConfig, device: torch.device) -> Parts:
+    """Moves `net` to `device` and builds what trains it: Adam over its trainable parameters,
+    the per-epoch decay and the ranking loss of `config`. Not yet DDP-wrapped: restore first
+    (see `restore_training`)."""
+    net.to(device)  # before the optimizer, so a resumed Adam state lands on the device
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    loss_fn = MaxMarginRankingLoss(
+        config.margin, config.negative_weighting, config.hard_negative_rate
+    )
+    return Parts(net, net, optimizer, scheduler, loss_fn, device)
+
+
+def train_step(parts: Parts, batch: dict) -> torch.Tensor:
+    """One optimisation step on a loader batch (video [v, k, D], text [v, k, W, we]); the
+    negatives are the batch's other pairs. Returns the loss, detached."""
+    video = batch["video"].to(parts.device, non_blocking=True)  # (v, k, D)
+    text = batch["text"].to(parts.device, non_blocking=True)  # (v, k, W, we)
+    similarity = parts.model(video.flatten(0, 1), text.flatten(0, 1))  # (v k, v k)
+    loss = parts.loss_fn(similarity, n_pair=video.shape[1])
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parts.optimizer.step()
+    return loss.detach()
+
+
+@dataclasses.dataclass
+class _Data:
+    dataset: TrainPairs
+    options: dict  # data_options(config)
+    video_dim: int
+    we_dim: int
+
+
+@dataclasses.dataclass
+class Run:
+    """A run in progress, as the loop's parts and the hooks see it."""
+
+    config: TrainConfig
+    place: Distributed
+    data: _Data
+    parts: Parts
+    hooks: Hooks
+    epoch: int = 0  # epochs done
+    skip: int = 0  # batches of the current epoch done before a mid-epoch resume
+    global_step: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    total_loss: float = 0.0  # sum and count of the current epoch's step losses
+    num_batches: int = 0
+    checkpoint: str | None = None  # the newest checkpoint written (or resumed from)
+    speed: Throughput = dataclasses.field(default_factory=Throughput)  # pairs/s, all epochs
 
 
 def _check_resume(payload: dict, net_config: dict, options: dict, output_dir: str) -> None:
@@ -110,7 +134,7 @@ def _check_resume(payload: dict, net_config: dict, options: dict, output_dir: st
         )
 
 
-def fit(config: TrainConfig) -> dict:
+def fit(config: TrainConfig, hooks: Hooks | None = None) -> dict:
     """Trains (or resumes training) and returns a summary.
 
     Re-running with the same `output_dir` resumes from its newest checkpoint, inside an
@@ -120,165 +144,177 @@ def fit(config: TrainConfig) -> dict:
         {"output_dir", "checkpoint", "epochs_done", "loss", "history", "pairs_per_s"}.
     """
     config.check()
-    info = runtime.setup_distributed(config.device)
+    place = distributed.setup(config.device)
     try:
-        return _fit(config, info)
+        return _fit(config, place, hooks or Hooks())
     finally:
-        runtime.teardown_distributed()
+        distributed.teardown(place)
 
 
-def _fit(config: TrainConfig, info: runtime.Distributed) -> dict:
+def _fit(config: TrainConfig, place: Distributed, hooks: Hooks) -> dict:
     torch.manual_seed(config.seed)
+    data = _build_data(config)
+    net = Net(
+        embd_dim=config.embd_dim,
+        video_dim=data.video_dim,
+        we_dim=data.we_dim,
+        sentence_dim=config.sentence_dim,
+        mask_padding=config.mask_padding,
+    )
+    parts = build_parts(net, config, place.device)
+    run = Run(config, place, data, parts, hooks)
+    _restore(run)
+    parts.model = _distribute(net, place)
+    _write_config(run)
+    parts.model.train()
+    while run.epoch < config.epochs:
+        _train_epoch(run)
+        _end_epoch(run)
+    return _finish(run)
+
+
+def _build_data(config: TrainConfig) -> _Data:
+    """The usable training videos and their clip-caption pairs."""
     captions = load_captions(config.captions)
     store = FeatureStore(config.features_2d, config.features_3d, config.fps_2d, config.fps_3d)
     split = read_video_list(config.videos) if config.videos else None
     videos = usable_videos(captions, store, split)
     words = WordVectors.load(config.word2vec, config.word2vec_limit, config.remove_stop_words)
-    maker = PairMaker(captions, store, words, config.pair_options())
+    maker = PairMaker(captions, store, words, pair_options(config))
     dataset = TrainPairs(maker, videos, config.pairs_per_video, config.seed)
+    return _Data(dataset, data_options(config), store.video_dim(videos[0]), words.dim)
 
-    net = Net(
-        embd_dim=config.embd_dim,
-        video_dim=store.video_dim(videos[0]),
-        we_dim=words.dim,
-        sentence_dim=config.sentence_dim,
-        mask_padding=config.mask_padding,
-    ).to(info.device)  # before the optimizer, so a resumed Adam state lands on the device
-    options = data_options(config)
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-    epoch, skip, global_step, history = 0, 0, 0, []
-    total_loss, num_batches = 0.0, 0
 
-    latest = ckpt.latest_checkpoint(config.output_dir)
-    if latest:
-        payload = torch.load(latest, map_location="cpu", weights_only=True)
-        _check_resume(payload, net.config(), options, config.output_dir)
-        net.load_state_dict(payload["state_dict"], strict=True)
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        epoch, skip = payload["epoch"], payload["step"]
-        global_step, history = payload["global_step"], list(payload["history"])
-        total_loss, num_batches = payload.get("epoch_loss", [0.0, 0])
-        if info.is_main:
-            print(f"resuming from {latest} (epoch {epoch + 1}, step {skip})")
-    model = net
-    if info.enabled:
-        ids = [info.device.index] if info.device.type == "cuda" else None
-        model = DistributedDataParallel(net, device_ids=ids)
-    if info.is_main:
-        os.makedirs(config.output_dir, exist_ok=True)
-        with atomic_open(os.path.join(config.output_dir, "config.json")) as f:
-            json.dump(dataclasses.asdict(config), f, indent=2)
+def _restore(run: Run) -> None:
+    """Weights, optimizer, schedule and progress of the newest checkpoint, if there is one."""
+    resume = ckpt.CHECKPOINTS.resume(run.config.output_dir)
+    if resume is None:
+        return
+    path, payload = resume
+    parts = run.parts
+    _check_resume(payload, parts.net.config(), run.data.options, run.config.output_dir)
+    restore_training(payload, parts.net, parts.optimizer, parts.scheduler)
+    run.epoch, run.skip = payload["epoch"], payload["step"]
+    run.global_step, run.history = payload["global_step"], list(payload["history"])
+    run.total_loss, run.num_batches = payload.get("epoch_loss", [0.0, 0])
+    run.checkpoint = path
+    run.hooks("at_restore", run, payload=payload)
+    if run.place.is_main:
+        print(f"resuming from {path} (epoch {run.epoch + 1}, step {run.skip})")
 
-    loss_fn = MaxMarginRankingLoss(
-        config.margin, config.negative_weighting, config.hard_negative_rate
+
+def _distribute(net: Net, place: Distributed) -> nn.Module:
+    # After the restore: DDP broadcasts rank 0's weights when it wraps the model.
+    if not place.enabled:
+        return net
+    ids = [place.device.index] if place.device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids)
+
+
+def _write_config(run: Run) -> None:
+    if run.place.is_main:
+        os.makedirs(run.config.output_dir, exist_ok=True)
+        with atomic_open(os.path.join(run.config.output_dir, "config.json")) as f:
+            json.dump(dataclasses.asdict(run.config), f, indent=2)
+
+
+def _train_epoch(run: Run) -> None:
+    """The rest of the current epoch (all of it unless resumed mid-epoch)."""
+    config, place = run.config, run.place
+    loader = train_loader(
+        run.data.dataset,
+        config.videos_per_batch,
+        run.epoch,
+        config.seed,
+        skip_batches=run.skip,
+        num_workers=config.num_workers,
+        distributed=place.enabled,
+        pin_memory=place.device.type == "cuda",
     )
+    bar = tqdm(
+        loader,
+        desc=f"epoch {run.epoch + 1}/{config.epochs}",
+        unit="batch",
+        disable=not (config.progress and place.is_main),
+    )
+    run.speed.start()
+    for step, batch in enumerate(bar, start=run.skip + 1):
+        loss = train_step(run.parts, batch)
+        run.global_step += 1
+        run.total_loss += float(loss)
+        run.num_batches += 1
+        run.speed.add(batch["video"].shape[0] * batch["video"].shape[1])
+        bar.set_postfix(
+            loss=f"{run.total_loss / run.num_batches:.4f}",
+            pairs_s=f"{run.speed.per_s() or 0.0:.0f}",
+        )
+        run.hooks("after_step", run, loss=loss)
+        if config.checkpoint_every and run.global_step % config.checkpoint_every == 0:
+            _save(run, step)
+    bar.close()
 
-    def save(next_epoch: int, step: int) -> str:
-        path = ckpt.checkpoint_path(config.output_dir, global_step)
-        if info.is_main:
-            ckpt.save_checkpoint(
-                path,
-                {
-                    "config": net.config(),
-                    "data": options,
-                    "state_dict": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": next_epoch,
-                    "step": step,
-                    "global_step": global_step,
-                    "history": history,
-                    "epoch_loss": [total_loss, num_batches] if step else [0.0, 0],
-                    "train": dataclasses.asdict(config),
-                },
-            )
-            ckpt.prune_checkpoints(config.output_dir, config.keep_checkpoints)
-        runtime.barrier(info)
-        return path
 
-    pairs_seen, seconds = 0, 0.0
-    last_path = latest
-    model.train()
-    while epoch < config.epochs:
-        loader = train_loader(
-            dataset,
-            config.videos_per_batch,
-            epoch,
-            config.seed,
-            skip_batches=skip,
-            num_workers=config.num_workers,
-            distributed=info.enabled,
-            pin_memory=info.device.type == "cuda",
-        )
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            unit="batch",
-            disable=not (config.progress and info.is_main),
-        )
-        tick = time.perf_counter()
-        for step, batch in enumerate(bar, start=skip + 1):
-            video = batch["video"].to(info.device, non_blocking=True)  # (v, k, D)
-            text = batch["text"].to(info.device, non_blocking=True)  # (v, k, W, we)
-            k = video.shape[1]
-            similarity = model(video.flatten(0, 1), text.flatten(0, 1))  # (v k, v k)
-            loss = loss_fn(similarity, n_pair=k)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            global_step += 1
-            total_loss += float(loss.detach())
-            num_batches += 1
-            now = time.perf_counter()
-            pairs_seen += similarity.shape[0]
-            seconds += now - tick
-            tick = now
-            bar.set_postfix(
-                loss=f"{total_loss / num_batches:.4f}", pairs_s=f"{pairs_seen / seconds:.0f}"
-            )
-            if config.checkpoint_every and global_step % config.checkpoint_every == 0:
-                last_path = save(epoch, step)
-        bar.close()
-        mean_loss = runtime.average(total_loss / max(num_batches, 1), info)
-        history.append(
-            {"epoch": epoch + 1, "loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]}
-        )
-        scheduler.step()
-        epoch, skip = epoch + 1, 0
-        total_loss, num_batches = 0.0, 0
-        last_path = save(epoch, 0)
-        if info.is_main:
-            with atomic_open(os.path.join(config.output_dir, "history.json")) as f:
-                json.dump(history, f, indent=2)
-            print(f"epoch {epoch}: loss {mean_loss:.4f}")
-    return {
-        "output_dir": config.output_dir,
-        "checkpoint": last_path,
-        "epochs_done": epoch,
-        "loss": history[-1]["loss"] if history else None,
-        "history": history,
-        "pairs_per_s": pairs_seen / seconds if seconds else None,
+def _end_epoch(run: Run) -> None:
+    """The epoch's history entry, the decay, the end-of-epoch checkpoint and history.json."""
+    mean_loss = distributed.average(run.total_loss / max(run.num_batches, 1), run.place)
+    record = {
+        "epoch": run.epoch + 1,
+        "loss": mean_loss,
+        "lr": run.parts.optimizer.param_groups[0]["lr"],
     }
+    run.history.append(record)
+    run.hooks("after_epoch", run, record=record)
+    run.parts.scheduler.step()
+    run.epoch, run.skip = run.epoch + 1, 0
+    run.total_loss, run.num_batches = 0.0, 0
+    _save(run, 0)
+    if run.place.is_main:
+        with atomic_open(os.path.join(run.config.output_dir, "history.json")) as f:
+            json.dump(run.history, f, indent=2)
+        print(f"epoch {run.epoch}: loss {mean_loss:.4f}")
 
 
-def main() -> None:
-    """Entry point for `torchrun --nproc_per_node=N -m extras.howto100m.train --flag=value ...`."""
-    import sys
+def _save(run: Run, step: int) -> None:
+    """Checkpoint at `step` batches into epoch `run.epoch` (rank 0 writes, all ranks wait)."""
+    path = ckpt.checkpoint_path(run.config.output_dir, run.global_step)
+    if run.place.is_main:
+        parts = run.parts
+        payload = {
+            "config": parts.net.config(),
+            "data": run.data.options,
+            **training_state(parts.net, parts.optimizer, parts.scheduler),
+            "epoch": run.epoch,
+            "step": step,
+            "global_step": run.global_step,
+            "history": run.history,
+            "epoch_loss": [run.total_loss, run.num_batches] if step else [0.0, 0],
+            "train": dataclasses.asdict(run.config),
+        }
+        run.hooks("at_checkpoint", run, payload=payload)
+        ckpt.save_checkpoint(path, payload)
+        ckpt.prune_checkpoints(run.config.output_dir, run.config.keep_checkpoints)
+    distributed.barrier(run.place)
+    run.checkpoint = path
 
-    import fire
 
-    from extras.howto100m.commands import Commands
-
-    try:
-        # The command prints its own summary; fire would echo the dict on every rank.
-        fire.Fire(Commands().train, serialize=lambda _: None)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+def _finish(run: Run) -> dict:
+    summary = {
+        "output_dir": run.config.output_dir,
+        "checkpoint": run.checkpoint,
+        "epochs_done": run.epoch,
+        "loss": run.history[-1]["loss"] if run.history else None,
+        "history": run.history,
+        "pairs_per_s": run.speed.per_s(),
+    }
+    run.hooks("at_end", run, summary=summary)
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    # The torchrun entry lives beside the command now (this module is the library).
+    print(
+        "error: run `torchrun ... -m extras.howto100m.launch --output_dir=...` "
+        "(extras.howto100m.train is no longer a torchrun entry)",
+        file=sys.stderr,
+    )
+    sys.exit(2)

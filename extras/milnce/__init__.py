@@ -20,7 +20,7 @@ _EXPORTS = {
     "save_dictionary": "extras.milnce.text",
     "MILNCELoss": "extras.milnce.loss",
     "milnce_loss": "extras.milnce.loss",
-    "all_gather_with_grad": "extras.milnce.distributed",
+    "all_gather_with_grad": "extras.runtime.distributed",
     "retrieval_metrics": "extras.milnce.metrics",
     "build_model": "extras.milnce.checkpoint",
     "load_model": "extras.milnce.checkpoint",

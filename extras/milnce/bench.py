@@ -1,4 +1,5 @@
-"""Throughput of MIL-NCE training: S3D train steps and clip decoding from generated mp4s."""
+"""Throughput of MIL-NCE training: the training step (the one `train` runs) and clip decoding
+from generated mp4s."""
 
 from __future__ import annotations
 
@@ -12,17 +13,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from extras.milnce.captions import CaptionStore
-from extras.milnce.checkpoint import ModelConfig, build_model
+from extras.milnce.checkpoint import build_model
+from extras.milnce.config import ModelConfig, TrainConfig
 from extras.milnce.data import NarratedClips, collate_narrated
-from extras.milnce.inference import resolve_device
-from extras.milnce.loss import MILNCELoss
 from extras.milnce.text import Tokenizer
 from extras.milnce.toy import make_toy_dataset
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from extras.milnce.train import build_parts, train_step
+from extras.runtime.device import pick_device
+from extras.runtime.timing import time_calls
 
 
 def bench_model(
@@ -36,26 +34,21 @@ def bench_model(
     space_to_depth: bool = False,
     device: str = "auto",
 ) -> dict:
-    """Clips/s of full training steps (S3D + text forward, MIL-NCE, backward, Adam) on random
-    inputs of shape [batch_size, 3, num_frames, size, size]."""
-    torch_device = resolve_device(device)
+    """Clips/s of the training step itself (`train.train_step`: S3D + text forward, MIL-NCE,
+    backward, Adam, schedule) on a random batch as the loader gives it: uint8 clips
+    [batch_size, 3, num_frames, size, size] and [batch_size, num_candidates, max_words] words."""
+    torch_device = pick_device(device)
     model = build_model(ModelConfig(space_to_depth=space_to_depth, num_embeddings=10_000))
-    model.to(torch_device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    loss_fn = MILNCELoss()
-    video = torch.rand(batch_size, 3, num_frames, size, size, device=torch_device)
-    text = torch.randint(0, 10_000, (batch_size * num_candidates, max_words), device=torch_device)
-    timings = []
-    for i in range(warmup + steps):
-        _sync(torch_device)
-        started = time.perf_counter()
-        loss = loss_fn(model(video)["video_embedding"], model.text_module(text)["text_embedding"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        _sync(torch_device)
-        if i >= warmup:
-            timings.append(time.perf_counter() - started)
+    config = TrainConfig(train_dir="", videos="", captions="", lr=1e-4, warmup_steps=0)
+    parts = build_parts(model, config, total_steps=warmup + steps, device=torch_device)
+    model.train()
+    batch = {
+        "video": torch.randint(0, 256, (batch_size, 3, num_frames, size, size), dtype=torch.uint8),
+        "text": torch.randint(0, 10_000, (batch_size, num_candidates, max_words)),
+    }
+    if torch_device.type == "cuda":  # the training loader pins its batches too
+        batch = {name: tensor.pin_memory() for name, tensor in batch.items()}
+    timings = time_calls(lambda: train_step(parts, batch), steps, warmup, torch_device)
     seconds = float(np.median(timings))
     return {
         "train_clips_per_s": batch_size / seconds,

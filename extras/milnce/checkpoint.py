@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
-import re
 
 import torch
 
+from extras.milnce.config import ModelConfig
 from extras.milnce.s3d import S3D
 from extras.milnce.text import Tokenizer, load_dictionary
+from extras.runtime import checkpoints
 from y8m.errors import UsageError
-from y8m.fileio import atomic_path
 
 CHECKPOINT_FORMAT = "y8m.milnce/1"
-CHECKPOINT_PATTERN = "epoch*.pth.tar"
-_EPOCH_RE = re.compile(r"epoch(\d+)\.pth\.tar$")
+# `<train_dir>/epoch%04d.pth.tar`, the layout of the released training code.
+CHECKPOINTS = checkpoints.CheckpointFiles("epoch", ".pth.tar", width=4)
+CHECKPOINT_PATTERN = f"{CHECKPOINTS.prefix}*{CHECKPOINTS.suffix}"
 
 # The released s3d_howto100m.pth was trained with lower-cased text (S3D_HowTo100M).
 RELEASED_TOKENIZER = {"max_words": 16, "lowercase": True}
-
-
-@dataclasses.dataclass
-class ModelConfig:
-    """Keyword arguments of `S3D`; stored in every checkpoint so it rebuilds the network."""
-
-    space_to_depth: bool = False
-    embedding_dim: int = 512
-    num_embeddings: int = 66250
-    word_embedding_dim: int = 300
-    text_hidden_dim: int = 2048
-    use_gating: bool = True
-    mask_padding: bool = False
-    weight_init: str = "default"
 
 
 def build_model(config: ModelConfig | dict) -> S3D:
@@ -44,39 +30,24 @@ def build_model(config: ModelConfig | dict) -> S3D:
 
 
 def checkpoint_path(train_dir: str, epoch: int) -> str:
-    """`<train_dir>/epoch%04d.pth.tar`, the layout of the released training code."""
-    return os.path.join(train_dir, f"epoch{epoch:04d}.pth.tar")
+    """`<train_dir>/epoch%04d.pth.tar`."""
+    return CHECKPOINTS.path(train_dir, epoch)
 
 
 def list_checkpoints(train_dir: str) -> list[str]:
     """Checkpoints of a run, oldest first."""
-    paths = [
-        p for p in glob.glob(os.path.join(train_dir, CHECKPOINT_PATTERN)) if _EPOCH_RE.search(p)
-    ]
-    return sorted(paths, key=lambda p: int(_EPOCH_RE.search(p).group(1)))
+    return CHECKPOINTS.existing(train_dir)
 
 
 def latest_checkpoint(train_dir: str) -> str | None:
     """The newest checkpoint of a run, or None."""
-    paths = list_checkpoints(train_dir)
-    return paths[-1] if paths else None
+    return CHECKPOINTS.latest(train_dir)
 
 
 def save_checkpoint(state: dict, path: str, keep: int = 10) -> None:
     """Writes `state` atomically, then deletes all but the newest `keep` checkpoints beside it."""
-    state = {"format": CHECKPOINT_FORMAT, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    if keep > 0:
-        for old in list_checkpoints(os.path.dirname(path) or ".")[:-keep]:
-            os.remove(old)
-
-
-def _strip_module(state_dict: dict) -> dict:
-    # DistributedDataParallel checkpoints prefix every key with "module.".
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module.") :]: v for k, v in state_dict.items()}
-    return state_dict
+    checkpoints.save(path, {"format": CHECKPOINT_FORMAT, **state})
+    CHECKPOINTS.prune(os.path.dirname(path) or ".", keep)
 
 
 def read_checkpoint(path: str) -> dict:
@@ -88,10 +59,7 @@ def read_checkpoint(path: str) -> dict:
         path = latest
     if not os.path.isfile(path):
         raise UsageError(f"checkpoint {path!r} not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
-        raise UsageError(f"cannot read checkpoint {path!r}: {err}") from err
+    return checkpoints.load(path)
 
 
 def load_model(
@@ -124,7 +92,7 @@ def load_model(
         words = tokenizer_config.pop("words")
         state_dict = state["state_dict"]
     else:
-        state_dict = _strip_module(state.get("state_dict", state))
+        state_dict = checkpoints.strip_module_prefix(state.get("state_dict", state))
         if "conv1.conv1.weight" not in state_dict:
             raise UsageError(f"{path!r} is not an S3D checkpoint (no conv1.conv1.weight)")
         if dictionary is None and require_dictionary:

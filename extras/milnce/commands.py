@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from extras.milnce.config import ModelConfig, TrainConfig
+from extras.runtime.flags import build, command
 from y8m.errors import UsageError
 
 
@@ -29,126 +31,25 @@ def _write_json(path: str, result: dict) -> None:
 class Commands:
     """MIL-NCE: train S3D + sentence encoder on narrated clips, embed, evaluate, probe."""
 
-    def train(
-        self,
-        train_dir: str = "",
-        videos: str = "",
-        captions: str = "",
-        dictionary: str = "",
-        video_root: str = "",
-        epochs: int = 150,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        warmup_steps: int = 5000,
-        loss: str = "released",
-        num_candidates: int = 4,
-        num_frames: int = 16,
-        fps: float = 5.0,
-        video_size: int = 224,
-        min_time: float = 5.0,
-        max_words: int = 20,
-        lowercase: bool = False,
-        crop: str = "random",
-        flip: bool = True,
-        short_side: int = 0,
-        space_to_depth: bool = False,
-        mask_padding: bool = False,
-        weight_init: str = "default",
-        word_vectors: str = "",
-        freeze_word_embedding: bool = True,
-        num_workers: int = 4,
-        seed: int = 1,
-        checkpoint_every: int = 1,
-        keep_checkpoints: int = 10,
-        device: str = "auto",
-        progress: bool = True,
-    ) -> dict:
+    @command(TrainConfig, ModelConfig)
+    def train(self, **flags) -> dict:
         """Trains S3D and the sentence encoder with MIL-NCE on narrated videos (resumes if possible).
 
-        Run under `torchrun --nproc_per_node=N -m extras.milnce.train ...` for several processes.
-
-        Args:
-            train_dir: run directory; checkpoints epochNNNN.pth.tar, config.json, history.json.
-                Re-running with the same directory resumes from its newest checkpoint.
-            videos: glob of video files, or a CSV with a video_path column (see --video_root).
-            captions: directory of <video_id>.csv (start,end,text) or a caption.json file.
-            dictionary: words file (.npy) from `y8m extras milnce dictionary` (new runs only).
-            video_root: directory the video_path column of a --videos CSV is relative to.
-            epochs: passes over the videos (one random clip per video per epoch).
-            batch_size: global batch of clips, split evenly over processes.
-            lr: Adam learning rate.
-            warmup_steps: linear warm-up steps before the per-step cosine decay.
-            loss: MIL-NCE form: released (positives in row and column, floor log 2) or paper (eq. 6.1).
-            num_candidates: K captions nearest in time used as positive candidates.
-            num_frames: frames per clip.
-            fps: frames per second sampled from the video.
-            video_size: side of the square crop in pixels.
-            min_time: captions shorter than this (seconds) are widened before drawing the clip.
-            max_words: words kept per caption.
-            lowercase: lower-case captions before looking words up.
-            crop: random (native size, random square) or center (short side scaled, centre square).
-            flip: random horizontal flips.
-            short_side: scale the short side to this many pixels before a random crop (0 = native).
-            space_to_depth: use the released space-to-depth first layer instead of the 3x7x7 conv.
-            mask_padding: leave padding tokens out of the sentence max-pool.
-            weight_init: default (PyTorch) or kaiming_normal.
-            word_vectors: word2vec file (.bin, text, gensim .kv or aligned .pth) to initialise words.
-            freeze_word_embedding: keep word vectors from --word_vectors fixed.
-            num_workers: decoding processes per training process.
-            seed: random seed (sampling depends only on seed, epoch and video index).
-            checkpoint_every: save every this many epochs (and always after the last).
-            keep_checkpoints: newest checkpoints kept.
-            device: auto, cpu or cuda.
-            progress: show a progress bar.
+        Run under `torchrun --nproc_per_node=N -m extras.milnce.launch ...` for several processes.
         """
-        if not train_dir or not videos or not captions:
+        if not flags["train_dir"] or not flags["videos"] or not flags["captions"]:
             raise UsageError("--train_dir, --videos and --captions are required")
-        _check_choice("loss", loss, ("released", "paper"))
-        _check_choice("crop", crop, ("random", "center"))
-        _check_choice("weight_init", weight_init, ("default", "kaiming_normal"))
-        _check_positive(lr=lr, fps=fps, checkpoint_every=checkpoint_every)
-        if warmup_steps < 0 or num_workers < 0 or short_side < 0:
+        _check_choice("loss", flags["loss"], ("released", "paper"))
+        _check_choice("crop", flags["crop"], ("random", "center"))
+        _check_choice("weight_init", flags["weight_init"], ("default", "kaiming_normal"))
+        _check_positive(
+            lr=flags["lr"], fps=flags["fps"], checkpoint_every=flags["checkpoint_every"]
+        )
+        if min(flags["warmup_steps"], flags["num_workers"], flags["short_side"]) < 0:
             raise UsageError("--warmup_steps, --num_workers and --short_side must be >= 0")
-        from extras.milnce.checkpoint import ModelConfig
-        from extras.milnce.train import TrainConfig
         from extras.milnce.train import train as run_training
 
-        config = TrainConfig(
-            train_dir=train_dir,
-            videos=videos,
-            captions=captions,
-            dictionary=dictionary,
-            video_root=video_root,
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            lr=float(lr),
-            warmup_steps=int(warmup_steps),
-            loss=loss,
-            num_candidates=int(num_candidates),
-            num_frames=int(num_frames),
-            fps=float(fps),
-            video_size=int(video_size),
-            min_time=float(min_time),
-            max_words=int(max_words),
-            lowercase=bool(lowercase),
-            crop=crop,
-            flip=bool(flip),
-            short_side=int(short_side),
-            word_vectors=word_vectors,
-            freeze_word_embedding=bool(freeze_word_embedding),
-            num_workers=int(num_workers),
-            seed=int(seed),
-            checkpoint_every=int(checkpoint_every),
-            keep_checkpoints=int(keep_checkpoints),
-            device=device,
-            progress=bool(progress),
-        )
-        model_config = ModelConfig(
-            space_to_depth=bool(space_to_depth),
-            mask_padding=bool(mask_padding),
-            weight_init=weight_init,
-        )
-        result = run_training(config, model_config)
+        result = run_training(build(TrainConfig, flags), build(ModelConfig, flags))
         if result["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
             print(
                 f"trained {result['epochs']} epochs ({result['steps']} steps): loss "
@@ -208,13 +109,14 @@ class Commands:
 
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import ClipWindows
-        from extras.milnce.inference import embed_sentences, extract_windows, resolve_device
+        from extras.milnce.inference import embed_sentences, extract_windows
+        from extras.runtime.device import pick_device
         from y8m.fileio import atomic_open, atomic_path, expand_pattern
 
         model, tokenizer, _ = load_model(
             checkpoint,
             dictionary or None,
-            device=resolve_device(device),
+            device=pick_device(device),
             require_dictionary=bool(sentences),
         )
         if sentences:
@@ -299,12 +201,10 @@ class Commands:
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import read_clip_csv
         from extras.milnce.evaluate import evaluate_retrieval
-        from extras.milnce.inference import resolve_device
+        from extras.runtime.device import pick_device
 
         table = read_clip_csv(clips, video_root)
-        model, tokenizer, _ = load_model(
-            checkpoint, dictionary or None, device=resolve_device(device)
-        )
+        model, tokenizer, _ = load_model(checkpoint, dictionary or None, device=pick_device(device))
         result = evaluate_retrieval(
             model,
             tokenizer,
@@ -377,8 +277,9 @@ class Commands:
 
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import ClipWindows
-        from extras.milnce.inference import extract_windows, resolve_device
+        from extras.milnce.inference import extract_windows
         from extras.milnce.probe import probe_split, read_label_csv
+        from extras.runtime.device import pick_device
 
         table, split_names = read_label_csv(labels, video_root)
         if splits:
@@ -387,9 +288,7 @@ class Commands:
             if unknown:
                 raise UsageError(f"--splits {unknown} not in {labels!r} (has {split_names})")
             split_names = wanted
-        model, _, _ = load_model(
-            checkpoint, device=resolve_device(device), require_dictionary=False
-        )
+        model, _, _ = load_model(checkpoint, device=pick_device(device), require_dictionary=False)
         dataset = ClipWindows(
             table["path"].tolist(),
             num_windows=int(num_windows),

@@ -16,13 +16,6 @@ from extras.milnce.text import Tokenizer
 FEATURES = ("video_embedding", "mixed_5c")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """Device for `device`: "auto" means CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 @torch.inference_mode()
 def extract_windows(
     model: S3D,

@@ -1,7 +1,13 @@
 """MIL-NCE training loop: Adam, warm-up + cosine per step, DDP under torchrun, resumable.
 
 Single process: `y8m extras milnce train --train_dir=... ...`. Several processes (gloo on CPU,
-nccl on GPU): `torchrun --nproc_per_node=N -m extras.milnce.train --train_dir=... ...`.
+nccl on GPU): `torchrun --nproc_per_node=N -m extras.milnce.launch --train_dir=... ...`.
+
+A run is a sequence of named parts: check the config, find the resume state, build the data,
+build the model and optimizer (`build_parts`), restore, then per epoch the steps (`train_step`,
+which `y8m bench milnce` also times) and the end of the epoch (record, checkpoint), and last
+the summary. Features such as an EMA of the weights attach as `Hooks`
+(`extras.runtime.hooks`) rather than as branches of this loop.
 """
 
 from __future__ import annotations
@@ -10,62 +16,26 @@ import dataclasses
 import json
 import math
 import os
-import time
+import sys
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from extras.milnce import distributed
 from extras.milnce.captions import CaptionStore
-from extras.milnce.checkpoint import (
-    ModelConfig,
-    build_model,
-    checkpoint_path,
-    latest_checkpoint,
-    read_checkpoint,
-    save_checkpoint,
-)
+from extras.milnce.checkpoint import CHECKPOINTS, build_model, save_checkpoint
+from extras.milnce.config import ModelConfig, TrainConfig
 from extras.milnce.data import NarratedClips, collate_narrated, list_videos, video_id
 from extras.milnce.loss import VARIANTS, MILNCELoss
 from extras.milnce.text import Tokenizer, load_dictionary, load_word_vectors
+from extras.runtime import distributed
+from extras.runtime.checkpoints import restore_training, training_state
+from extras.runtime.distributed import Distributed, all_gather_with_grad
+from extras.runtime.hooks import Hooks
+from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything that defines a training run besides the model (see `Commands.train`)."""
-
-    train_dir: str
-    videos: str
-    captions: str
-    dictionary: str = ""
-    video_root: str = ""
-    epochs: int = 150
-    batch_size: int = 256
-    lr: float = 1e-3
-    warmup_steps: int = 5000
-    loss: str = "released"
-    num_candidates: int = 4
-    num_frames: int = 16
-    fps: float = 5.0
-    video_size: int = 224
-    min_time: float = 5.0
-    max_words: int = 20
-    lowercase: bool = False
-    crop: str = "random"
-    flip: bool = True
-    short_side: int = 0
-    word_vectors: str = ""
-    freeze_word_embedding: bool = True
-    num_workers: int = 4
-    seed: int = 1
-    checkpoint_every: int = 1
-    keep_checkpoints: int = 10
-    device: str = "auto"
-    progress: bool = True
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -88,6 +58,118 @@ class _VideoText(nn.Module):
         return self.model(video)["video_embedding"], self.model.text_module(text)["text_embedding"]
 
 
+@dataclasses.dataclass
+class Parts:
+    """What a training step uses. `model` is the bare S3D (what checkpoints hold); `joint` is
+    what the step calls: both branches behind one forward, DDP-wrapped under torchrun."""
+
+    model: nn.Module
+    joint: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: MILNCELoss
+    device: torch.device
+
+
+def build_parts(
+    model: nn.Module, config: TrainConfig, total_steps: int, device: torch.device
+) -> Parts:
+    """Moves `model` to `device` and builds what trains it: Adam over its trainable parameters,
+    the warm-up + cosine schedule over `total_steps`, and `config.loss`. Not yet DDP-wrapped:
+    restore first (see `restore_training`)."""
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, config.warmup_steps, total_steps)
+    )
+    return Parts(model, _VideoText(model), optimizer, scheduler, MILNCELoss(config.loss), device)
+
+
+def train_step(parts: Parts, batch: dict) -> torch.Tensor:
+    """One optimisation step on a loader batch (video uint8 [B, 3, T, H, W], text [B, K, L]).
+
+    Under torchrun both embeddings are gathered from every process before the loss, so each
+    computes it on the global batch. Returns the loss, detached.
+    """
+    video = batch["video"].to(parts.device, non_blocking=True).float().div_(255.0)
+    text = batch["text"].to(parts.device, non_blocking=True)
+    text = text.view(-1, text.shape[-1])  # (B*K, L): candidates of a clip contiguous
+    video_embedding, text_embedding = parts.joint(video, text)
+    loss = parts.loss_fn(
+        all_gather_with_grad(video_embedding), all_gather_with_grad(text_embedding)
+    )
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parts.optimizer.step()
+    parts.scheduler.step()
+    return loss.detach()
+
+
+@dataclasses.dataclass
+class _Data:
+    dataset: NarratedClips
+    sampler: DistributedSampler | RandomSampler
+    loader: DataLoader
+    steps_per_epoch: int
+
+
+@dataclasses.dataclass
+class Run:
+    """A run in progress, as the loop's parts and the hooks see it."""
+
+    config: TrainConfig
+    model_config: ModelConfig
+    tokenizer: Tokenizer
+    place: Distributed
+    data: _Data
+    parts: Parts
+    hooks: Hooks
+    epoch: int = 0  # epochs done
+    step: int = 0  # optimizer steps done
+    history: list = dataclasses.field(default_factory=list)
+    skipped: int = 0  # unreadable videos or caption files, all processes
+    skipped_examples: list = dataclasses.field(default_factory=list)
+    checkpoint: str | None = None  # the newest checkpoint written (or resumed from)
+    resumed_from: str | None = None
+
+
+def train(
+    config: TrainConfig, model_config: ModelConfig | None = None, hooks: Hooks | None = None
+) -> dict:
+    """Trains (or resumes) a MIL-NCE model; see `Commands.train` for the flags.
+
+    Under torchrun every process calls this; the global batch is split over processes, both
+    embeddings are all-gathered before the loss, and rank 0 writes checkpoints. Re-running with
+    the same `train_dir` resumes from its newest checkpoint (model, optimizer, schedule, epoch).
+
+    Returns:
+        Summary dict: epochs, steps, first/last epoch loss, skipped videos, checkpoint path.
+    """
+    place = distributed.setup(config.device)
+    try:
+        return _train(config, model_config or ModelConfig(), place, hooks or Hooks())
+    finally:
+        distributed.teardown(place)
+
+
+def _train(config: TrainConfig, model_config: ModelConfig, place: Distributed, hooks) -> dict:
+    _validate(config, place.world_size)
+    resume, tokenizer, model_config = _start_state(config, model_config)
+    torch.manual_seed(config.seed)
+    data = _build_data(config, tokenizer, place)
+    model = _build_model(config, model_config, tokenizer, resume, place)
+    parts = build_parts(model, config, data.steps_per_epoch * config.epochs, place.device)
+    run = Run(config, model_config, tokenizer, place, data, parts, hooks)
+    _restore(run, resume)
+    parts.joint = _distribute(parts.joint, place)
+    _write_config(run)
+    for epoch in range(run.epoch, config.epochs):
+        _end_epoch(run, *_train_epoch(run, epoch))
+    return _finish(run)
+
+
 def _validate(config: TrainConfig, world_size: int) -> None:
     if config.loss not in VARIANTS:
         raise UsageError(f"--loss must be one of {VARIANTS}, got {config.loss!r}")
@@ -107,15 +189,15 @@ def _validate(config: TrainConfig, world_size: int) -> None:
 
 def _start_state(
     config: TrainConfig, model_config: ModelConfig
-) -> tuple[dict | None, Tokenizer, ModelConfig]:
-    """The checkpoint to resume from (or None), the tokenizer and the model config."""
-    last = latest_checkpoint(config.train_dir) if os.path.isdir(config.train_dir) else None
-    if last is not None:
-        state = read_checkpoint(last)
-        state["path"] = last
+) -> tuple[tuple[str, dict] | None, Tokenizer, ModelConfig]:
+    """The checkpoint to resume from ((path, contents) or None), the tokenizer and the model
+    config: a resumed run keeps the ones it was started with."""
+    resume = CHECKPOINTS.resume(config.train_dir)
+    if resume is not None:
+        state = resume[1]
         tokenizer_config = dict(state["tokenizer"])
         words = tokenizer_config.pop("words")
-        return state, Tokenizer(words, **tokenizer_config), ModelConfig(**state["model_config"])
+        return resume, Tokenizer(words, **tokenizer_config), ModelConfig(**state["model_config"])
     if not config.dictionary:
         raise UsageError(
             "--dictionary is required for a new run: build one with `y8m extras milnce dictionary`"
@@ -126,30 +208,8 @@ def _start_state(
     return None, tokenizer, model_config
 
 
-def train(config: TrainConfig, model_config: ModelConfig | None = None) -> dict:
-    """Trains (or resumes) a MIL-NCE model; see `Commands.train` for the flags.
-
-    Under torchrun every process calls this; the global batch is split over processes, both
-    embeddings are all-gathered before the loss, and rank 0 writes checkpoints. Re-running with
-    the same `train_dir` resumes from its newest checkpoint (model, optimizer, schedule, epoch).
-
-    Returns:
-        Summary dict: epochs, steps, first/last epoch loss, skipped videos, checkpoint path.
-    """
-    context = distributed.setup(config.device)
-    try:
-        return _train(config, model_config or ModelConfig(), context)
-    finally:
-        distributed.teardown(context)
-
-
-def _train(
-    config: TrainConfig, model_config: ModelConfig, context: distributed.DistContext
-) -> dict:
-    _validate(config, context.world_size)
-    state, tokenizer, model_config = _start_state(config, model_config)
-    torch.manual_seed(config.seed)
-
+def _build_data(config: TrainConfig, tokenizer: Tokenizer, place: Distributed) -> _Data:
+    """The captioned videos, their clips and the loader of this process's share of them."""
     paths = list_videos(config.videos, config.video_root)
     store = CaptionStore(config.captions)
     usable = [p for p in paths if video_id(p) in store]
@@ -172,170 +232,23 @@ def _train(
         short_side=config.short_side or None,
         seed=config.seed,
     )
-    per_rank = config.batch_size // context.world_size
-    steps_per_epoch = len(usable) // config.batch_size
-    total_steps = steps_per_epoch * config.epochs
-
-    model = build_model(model_config)
-    if state is not None:
-        model.load_state_dict(state["state_dict"])  # before DDP broadcasts rank 0's weights
-    elif config.word_vectors:
-        table, found = load_word_vectors(
-            config.word_vectors, tokenizer.words, model_config.word_embedding_dim
-        )
-        with torch.no_grad():
-            model.text_module.word_embd.weight.copy_(table)
-        if context.is_main:
-            print(f"word vectors: {found} of {len(tokenizer.words)} dictionary words found")
-    # Whether words are frozen is part of the run: a resumed run keeps its first setting, so
-    # the optimizer state still matches the trainable parameters.
-    origin = state["train_config"] if state is not None else dataclasses.asdict(config)
-    if origin["word_vectors"] and origin["freeze_word_embedding"]:
-        model.text_module.word_embd.weight.requires_grad_(False)
-    model.to(context.device)
-    if context.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
-    joint: nn.Module = _VideoText(model)
-    if context.is_distributed:
-        device_ids = [context.device.index] if context.device.type == "cuda" else None
-        joint = nn.parallel.DistributedDataParallel(joint, device_ids=device_ids)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, config.warmup_steps, total_steps)
-    )
-    loss_fn = MILNCELoss(config.loss)
-
-    start_epoch, step, history = 0, 0, []
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
-        if context.is_main:
-            print(f"resuming from {state['path']} (epoch {start_epoch}, step {step})")
-    if context.is_main:
-        os.makedirs(config.train_dir, exist_ok=True)
-        with atomic_open(os.path.join(config.train_dir, "config.json")) as f:
-            json.dump(
-                {"train": dataclasses.asdict(config), "model": dataclasses.asdict(model_config)},
-                f,
-                indent=2,
-            )
-
-    if context.is_distributed:
+    if place.enabled:
         sampler = DistributedSampler(
-            dataset,
-            context.world_size,
-            context.rank,
-            shuffle=True,
-            seed=config.seed,
-            drop_last=True,
+            dataset, place.world_size, place.rank, shuffle=True, seed=config.seed, drop_last=True
         )
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator())
     loader = DataLoader(
         dataset,
-        batch_size=per_rank,
+        batch_size=config.batch_size // place.world_size,
         sampler=sampler,
         num_workers=config.num_workers,
         collate_fn=collate_narrated,
         drop_last=True,
-        pin_memory=context.device.type == "cuda",
+        pin_memory=place.device.type == "cuda",
         worker_init_fn=_worker_init,
     )
-
-    skipped_total, skipped_examples = 0, []
-    saved = state["path"] if state is not None else None
-    for epoch in range(start_epoch, config.epochs):
-        dataset.set_epoch(epoch)
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(epoch)
-        else:
-            sampler.generator.manual_seed(config.seed * 100_003 + epoch)
-        model.train()
-        losses, skipped, clips, started = [], 0, 0, time.perf_counter()
-        bar = tqdm(
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=not (config.progress and context.is_main),
-            unit="step",
-        )
-        for batch in loader:
-            video = batch["video"].to(context.device, non_blocking=True).float().div_(255.0)
-            text = batch["text"].to(context.device, non_blocking=True)
-            text = text.view(-1, text.shape[-1])  # (B*K, L): candidates of a clip contiguous
-            video_embedding, text_embedding = joint(video, text)
-            loss = loss_fn(
-                distributed.all_gather_with_grad(video_embedding),
-                distributed.all_gather_with_grad(text_embedding),
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            losses.append(loss.item())
-            skipped += batch["skipped"]
-            skipped_examples.extend(batch["skipped_paths"][: 5 - len(skipped_examples)])
-            clips += config.batch_size
-            rate = clips / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", clips_s=f"{rate:.1f}")
-            bar.update()
-        bar.close()
-        skipped = int(distributed.all_reduce_sum(skipped, context))
-        skipped_total += skipped
-        seconds = time.perf_counter() - started
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "step": step,
-                "loss": sum(losses) / max(1, len(losses)),
-                "lr": scheduler.get_last_lr()[0],
-                "clips_per_s": clips / seconds if seconds > 0 else 0.0,
-                "skipped": skipped,
-            }
-        )
-        last_epoch = epoch + 1 == config.epochs
-        if context.is_main and (last_epoch or (epoch + 1) % config.checkpoint_every == 0):
-            saved = checkpoint_path(config.train_dir, epoch + 1)
-            save_checkpoint(
-                {
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "model_config": dataclasses.asdict(model_config),
-                    "tokenizer": {
-                        "words": tokenizer.words,
-                        "max_words": tokenizer.max_words,
-                        "lowercase": tokenizer.lowercase,
-                    },
-                    "train_config": dataclasses.asdict(config),
-                    "history": history,
-                    "state_dict": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                },
-                saved,
-                keep=config.keep_checkpoints,
-            )
-        if context.is_main:
-            with atomic_open(os.path.join(config.train_dir, "history.json")) as f:
-                json.dump(history, f, indent=2)
-        distributed.barrier(context)
-
-    if context.is_main and skipped_total:
-        print(
-            f"skipped {skipped_total} unreadable videos or caption files, e.g. {skipped_examples}"
-        )
-    return {
-        "train_dir": config.train_dir,
-        "epochs": len(history),
-        "steps": step,
-        "first_loss": history[0]["loss"] if history else None,
-        "last_loss": history[-1]["loss"] if history else None,
-        "skipped": skipped_total,
-        "checkpoint": saved,
-        "resumed_from": state["path"] if state is not None else None,
-        "world_size": context.world_size,
-    }
+    return _Data(dataset, sampler, loader, len(usable) // config.batch_size)
 
 
 def _worker_init(_: int) -> None:
@@ -343,21 +256,164 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def main() -> None:
-    """Entry point for `torchrun ... -m extras.milnce.train --flag=value ...`."""
-    import sys
+def _build_model(
+    config: TrainConfig,
+    model_config: ModelConfig,
+    tokenizer: Tokenizer,
+    resume: tuple[str, dict] | None,
+    place: Distributed,
+) -> nn.Module:
+    """A fresh S3D (word vectors loaded for a new run), its word table frozen if asked."""
+    model = build_model(model_config)
+    if resume is None and config.word_vectors:
+        table, found = load_word_vectors(
+            config.word_vectors, tokenizer.words, model_config.word_embedding_dim
+        )
+        with torch.no_grad():
+            model.text_module.word_embd.weight.copy_(table)
+        if place.is_main:
+            print(f"word vectors: {found} of {len(tokenizer.words)} dictionary words found")
+    # Whether words are frozen is part of the run: a resumed run keeps its first setting, so
+    # the optimizer state still matches the trainable parameters.
+    origin = resume[1]["train_config"] if resume is not None else dataclasses.asdict(config)
+    if origin["word_vectors"] and origin["freeze_word_embedding"]:
+        model.text_module.word_embd.weight.requires_grad_(False)
+    return model
 
-    import fire
 
-    from extras.milnce.commands import Commands
+def _restore(run: Run, resume: tuple[str, dict] | None) -> None:
+    """Weights, optimizer, schedule and progress of the checkpoint resumed from, if any."""
+    if resume is None:
+        return
+    path, state = resume
+    restore_training(state, run.parts.model, run.parts.optimizer, run.parts.scheduler)
+    run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
+    run.checkpoint = run.resumed_from = path
+    run.hooks("at_restore", run, payload=state)
+    if run.place.is_main:
+        print(f"resuming from {path} (epoch {run.epoch}, step {run.step})")
 
-    try:
-        # The summary is printed by the command itself; fire would echo the dict on every rank.
-        fire.Fire(Commands().train, serialize=lambda _: None)
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+
+def _distribute(joint: nn.Module, place: Distributed) -> nn.Module:
+    # After the restore: DDP broadcasts rank 0's weights when it wraps the model.
+    if not place.enabled:
+        return joint
+    device_ids = [place.device.index] if place.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(joint, device_ids=device_ids)
+
+
+def _write_config(run: Run) -> None:
+    if run.place.is_main:
+        os.makedirs(run.config.train_dir, exist_ok=True)
+        with atomic_open(os.path.join(run.config.train_dir, "config.json")) as f:
+            config = {
+                "train": dataclasses.asdict(run.config),
+                "model": dataclasses.asdict(run.model_config),
+            }
+            json.dump(config, f, indent=2)
+
+
+def _train_epoch(run: Run, epoch: int) -> tuple[list[float], int, Throughput]:
+    """One pass over this process's share of the videos: (step losses, skipped, clips/s)."""
+    config, data = run.config, run.data
+    data.dataset.set_epoch(epoch)
+    if isinstance(data.sampler, DistributedSampler):
+        data.sampler.set_epoch(epoch)
+    else:
+        data.sampler.generator.manual_seed(config.seed * 100_003 + epoch)
+    run.parts.model.train()
+    losses, skipped, speed = [], 0, Throughput()
+    bar = tqdm(
+        total=data.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=not (config.progress and run.place.is_main),
+        unit="step",
+    )
+    for batch in data.loader:
+        loss = train_step(run.parts, batch)
+        run.step += 1
+        losses.append(loss.item())
+        skipped += batch["skipped"]
+        run.skipped_examples.extend(batch["skipped_paths"][: 5 - len(run.skipped_examples)])
+        speed.add(config.batch_size)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", clips_s=f"{speed.per_s() or 0.0:.1f}")
+        bar.update()
+        run.hooks("after_step", run, loss=loss)
+    bar.close()
+    return losses, skipped, speed
+
+
+def _end_epoch(run: Run, losses: list[float], skipped: int, speed: Throughput) -> None:
+    """The epoch's history entry, then (rank 0) the checkpoint and history.json."""
+    config = run.config
+    skipped = int(distributed.all_reduce_sum(skipped, run.place))
+    run.skipped += skipped
+    run.epoch += 1
+    record = {
+        "epoch": run.epoch,
+        "step": run.step,
+        "loss": sum(losses) / max(1, len(losses)),
+        "lr": run.parts.scheduler.get_last_lr()[0],
+        "clips_per_s": speed.per_s() or 0.0,
+        "skipped": skipped,
+    }
+    run.history.append(record)
+    run.hooks("after_epoch", run, record=record)
+    last_epoch = run.epoch == config.epochs
+    if run.place.is_main and (last_epoch or run.epoch % config.checkpoint_every == 0):
+        _save(run)
+    if run.place.is_main:
+        with atomic_open(os.path.join(config.train_dir, "history.json")) as f:
+            json.dump(run.history, f, indent=2)
+    distributed.barrier(run.place)
+
+
+def _save(run: Run) -> None:
+    path = CHECKPOINTS.path(run.config.train_dir, run.epoch)
+    payload = {
+        "epoch": run.epoch,
+        "step": run.step,
+        "model_config": dataclasses.asdict(run.model_config),
+        "tokenizer": {
+            "words": run.tokenizer.words,
+            "max_words": run.tokenizer.max_words,
+            "lowercase": run.tokenizer.lowercase,
+        },
+        "train_config": dataclasses.asdict(run.config),
+        "history": run.history,
+        **training_state(run.parts.model, run.parts.optimizer, run.parts.scheduler),
+    }
+    run.hooks("at_checkpoint", run, payload=payload)
+    save_checkpoint(payload, path, keep=run.config.keep_checkpoints)
+    run.checkpoint = path
+
+
+def _finish(run: Run) -> dict:
+    if run.place.is_main and run.skipped:
+        print(
+            f"skipped {run.skipped} unreadable videos or caption files, e.g. {run.skipped_examples}"
+        )
+    history = run.history
+    summary = {
+        "train_dir": run.config.train_dir,
+        "epochs": len(history),
+        "steps": run.step,
+        "first_loss": history[0]["loss"] if history else None,
+        "last_loss": history[-1]["loss"] if history else None,
+        "skipped": run.skipped,
+        "checkpoint": run.checkpoint,
+        "resumed_from": run.resumed_from,
+        "world_size": run.place.world_size,
+    }
+    run.hooks("at_end", run, summary=summary)
+    return summary
 
 
 if __name__ == "__main__":
-    main()
+    # The torchrun entry lives beside the command now (this module is the library).
+    print(
+        "error: run `torchrun ... -m extras.milnce.launch --train_dir=...` "
+        "(extras.milnce.train is no longer a torchrun entry)",
+        file=sys.stderr,
+    )
+    sys.exit(2)

@@ -339,14 +339,12 @@ def check_flags(tree: dict, argv: list[str]) -> None:
             if token not in node:
                 raise UsageError(f"unknown command {token!r}; commands: {', '.join(sorted(node))}")
             node = node[token]
-        elif inspect.isclass(node):
-            member = getattr(node, token, None)
-            if token.startswith("_") or member is None:
-                subs = [
-                    n
-                    for n, _ in inspect.getmembers(node, inspect.isfunction)
-                    if not n.startswith("_")
-                ]
+        elif inspect.isclass(node) or not callable(node):  # a command group
+            group = node() if inspect.isclass(node) else node
+            # Extras' groups are properties: reading one builds its (torch-free) Commands.
+            member = None if token.startswith("_") else getattr(group, token, None)
+            if member is None:
+                subs = [n for n in dir(type(group)) if not n.startswith("_")]
                 raise UsageError(
                     f"unknown command {' '.join(path + [token])!r}; choose one of: {', '.join(subs)}"
                 )

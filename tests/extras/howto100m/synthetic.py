@@ -124,7 +124,7 @@ def make_dataset(
 
 
 def train_config(data: dict, output_dir, **overrides):
-    """A TrainConfig for the generated data: tiny model, CPU, no progress bar."""
+    """A TrainConfig for the generated data: tiny model, CPU, no loader workers or progress bar."""
     from extras.howto100m.train import TrainConfig
 
     base = dict(
@@ -140,6 +140,7 @@ def train_config(data: dict, output_dir, **overrides):
         embd_dim=32,
         lr=3e-3,
         lr_decay=1.0,
+        num_workers=0,
         device="cpu",
         progress=False,
     )

@@ -31,7 +31,7 @@ def test_torchrun_two_processes_on_cpu(data, tmp_path):
     )
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "extras.howto100m.train", *[f"--{k}={v}" for k, v in flags.items()],
+        "-m", "extras.howto100m.launch", *[f"--{k}={v}" for k, v in flags.items()],
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

@@ -111,3 +111,10 @@ def test_models_lists_a_comma_separated_subset(capsys):
 def test_merge_with_no_parts_is_one_line(capsys, tmp_path):
     code, _, err = _run(["predict", "--merge", f"--output_file={tmp_path / 'p'}"], capsys)
     assert code == 2 and err.startswith("error: no worker parts of") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("group", ["milnce", "howto100m", "bcfw"])
+def test_unknown_flag_of_an_extras_command_is_one_line(group, capsys):
+    command = {"milnce": "train", "howto100m": "train", "bcfw": "solve"}[group]
+    code, _, err = _run(["extras", group, command, "--bogus=1"], capsys)
+    assert code == 2 and err.startswith(f"error: unknown flag --bogus for 'y8m extras {group} {command}'")
