@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from y8m.errors import UsageError
-from y8m.fileio import atomic_open
+from y8m.fileio import atomic_open, atomic_path
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -110,6 +110,14 @@ def load_model(train_dir: str):
     raise UsageError(
         f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first"
     )
+
+
+def save_model(model, train_dir: str) -> str:
+    """Writes model.keras atomically; returns its path."""
+    target = path(train_dir, MODEL_FILE)
+    with atomic_path(target) as tmp:
+        model.save(tmp)  # the temporary name keeps the .keras suffix keras requires
+    return target
 
 
 def latest_checkpoint(train_dir: str) -> str | None:

@@ -109,6 +109,7 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     strategy = distribute.make_strategy(flags["strategy"])
     files = expand_pattern(flags["train_data_pattern"], "training files")
     config = run_config(flags, model_overrides, files)
+    config["flags"] = {**flags, **model_overrides}  # the command line as given, for the record
     _, worker = distribute.worker_info() if flags["strategy"] == "multi_worker" else (1, 0)
     chief = worker == 0
     replicas = int(strategy.num_replicas_in_sync)
@@ -250,7 +251,7 @@ def _finish(loop: TrainLoop, train_dir: str, chief: bool, report) -> dict:
     }
     if not chief:
         return result
-    model_path = artefacts.write_model(state.net, train_dir)
+    model_path = rundir.save_model(state.net, train_dir)
     artefacts.plot_history(train_dir)
     if report.skipped:
         print(report.summary())

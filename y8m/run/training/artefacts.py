@@ -1,4 +1,4 @@
-"""What a finished run leaves: model.keras, the training curve PNG, and the run's summary."""
+"""What a finished run leaves besides model.keras: the training curve PNG and the weights' digest."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ import numpy as np
 
 from y8m.fileio import atomic_path
 from y8m.run import rundir
-
-
-def write_model(net, train_dir: str) -> str:
-    path = rundir.path(train_dir, rundir.MODEL_FILE)
-    with atomic_path(path) as tmp:
-        net.save(tmp)  # the temporary name keeps the .keras suffix keras requires
-    return path
 
 
 def plot_history(train_dir: str) -> None:
