@@ -309,6 +309,7 @@ class Bench:
 
 def _command_table() -> dict:
     from ensembles.commands import ensemble
+    from y8m.run.average import average
     from y8m.run.evaluate import evaluate
     from y8m.run.export import export
     from y8m.run.predict import predict
@@ -323,6 +324,7 @@ def _command_table() -> dict:
         "predict": _returns_none(predict),
         "ensemble": _returns_none(ensemble),
         "export": _returns_none(export),
+        "average": _returns_none(average),
         "submission": Submission,
         "bench": Bench,
         "extras": Extras,

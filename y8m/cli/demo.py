@@ -37,11 +37,11 @@ def run_demo(
     if not os.path.exists(os.path.join(data, "vocabulary.csv")):
         synthesize(data, videos=int(videos), seed=int(seed), progress=progress)
     preds = os.path.join(output_dir, "preds")
-    report = {}
+    report, statistics = {}, {}
     for name, spec in DEMO_MODELS.items():
         level = spec["level"]
         run_dir = os.path.join(output_dir, "runs", name)
-        train(
+        trained = train(
             model=name,
             train_data_pattern=os.path.join(data, level, "train*.tfrecord"),
             train_dir=run_dir,
@@ -59,6 +59,7 @@ def run_demo(
             progress=progress,
         )
         report[name] = result["gap"]
+        statistics[name] = trained.get("precise_bn_batches", 0)
         for split in ("validate", "test"):
             predict(
                 train_dir=run_dir,
@@ -83,9 +84,13 @@ def run_demo(
 
     test_gap = score_submission(submission, os.path.join(data, "test_solution.csv"))["gap"]
     print("\ndemo report")
-    print(f"{'model':<16} {'validation GAP':>15}")
+    print(f"{'model':<16} {'validation GAP':>15}  batch-norm statistics")
     for name, gap in report.items():
-        print(f"{name:<16} {gap:>15.4f}")
+        n = statistics[name]
+        print(
+            f"{name:<16} {gap:>15.4f}  "
+            + (f"re-estimated on {n} training batches" if n else "none")
+        )
     ens_gap = figures.get("validation_gap", figures.get("gap"))
     print(f"{'greedy ensemble':<16} {ens_gap:>15.4f}")
     print(
@@ -94,6 +99,7 @@ def run_demo(
     )
     return {
         "models": report,
+        "precise_bn_batches": statistics,
         "ensemble_gap": ens_gap,
         "test_gap": test_gap,
         "submission": submission,

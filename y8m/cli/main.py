@@ -37,6 +37,7 @@ _TENSORFLOW_COMMANDS = {
     "eval",
     "predict",
     "export",
+    "average",
     "demo",
     "bench",
 }

@@ -13,6 +13,7 @@ from y8m.errors import UsageError
 from y8m.fileio import atomic_open, atomic_path
 from y8m.run import rundir, sharding
 from y8m.run.inference import compiled_predict
+from y8m.run.loading import load_model
 
 
 def evaluate(
@@ -24,6 +25,8 @@ def evaluate(
     segments: bool = False,
     output_file: str | None = None,
     skip_corrupt: bool = False,
+    checkpoint: str = "latest",
+    precise_bn_batches: int | None = None,
     num_workers: int | None = None,
     worker_index: int | None = None,
     merge: bool = False,
@@ -43,6 +46,10 @@ def evaluate(
         output_file: with --segments, where the segment submission goes
             (default TRAIN_DIR/segments_submission.csv).
         skip_corrupt: skip damaged shard tails instead of stopping.
+        checkpoint: latest (model.keras when it holds the newest step, else the newest intact
+            checkpoint), best (highest validation GAP in history.csv) or a step number.
+        precise_bn_batches: training batches that re-estimate a checkpoint's batch-norm
+            statistics (default: the run's, 200 before it recorded one; 0 keeps them).
         num_workers, worker_index: split the input files over workers (default: from
             TF_CONFIG, else one worker); the last to finish merges their metrics and writes
             eval.json (docs/distributed.md).
@@ -61,6 +68,7 @@ def evaluate(
         merged = _merge_parts(found)
         sharding.release_merge(parts)  # a claim left by a worker killed mid-merge
         return _report(train_dir, *merged, None)
+    weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
     if not eval_data_pattern:
         raise UsageError(
             "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"
@@ -74,6 +82,7 @@ def evaluate(
             batch_size=batch_size,
             output_file=output_file,
             progress=progress,
+            weights=weights,
         )
     total, index = sharding.resolve(num_workers, worker_index)
     state, report = _evaluate_stream(
@@ -85,6 +94,7 @@ def evaluate(
         skip_corrupt,
         (total, index),
         progress,
+        weights,
     )
     if total > 1:
         _save_part(state, sharding.part_path(parts, index, total, ".npz"))
@@ -109,7 +119,7 @@ def _parts_prefix(train_dir: str) -> str:
 
 
 def _evaluate_stream(
-    train_dir, pattern, batch_size, top_k, max_videos, skip_corrupt, worker, progress
+    train_dir, pattern, batch_size, top_k, max_videos, skip_corrupt, worker, progress, weights
 ):
     """Streams this worker's files through the model. Returns (the state: the evaluator's
     arrays plus loss sum, video count and what the result names; the corrupt-record report)."""
@@ -119,7 +129,7 @@ def _evaluate_stream(
     from y8m.metrics import Evaluator
 
     total, index = worker
-    model, config = rundir.load_model(train_dir)
+    model, config = load_model(train_dir, progress=progress, **weights)
     evaluator = Evaluator(int(config["num_classes"]), top_k=int(top_k))
     report = CorruptReport()
     ds = rundir.dataset_for(

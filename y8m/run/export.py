@@ -12,6 +12,7 @@ from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 from y8m.run import rundir
 from y8m.run.inference import validation_gap
+from y8m.run.loading import load_model
 
 
 def export(
@@ -38,7 +39,7 @@ def export(
         raise UsageError("pass --train_dir (a trained run) and --output_file (e.g. model.tgz)")
     if dtype not in ("float32", "float16"):
         raise UsageError(f"--dtype must be float32 or float16, got {dtype!r}")
-    model, config = rundir.load_model(train_dir)
+    model, config = load_model(train_dir)
     members: dict[str, bytes] = {
         rundir.CONFIG_FILE: json.dumps(config, indent=2, sort_keys=True).encode()
     }

@@ -10,6 +10,7 @@ import numpy as np
 from y8m.errors import UsageError
 from y8m.run import rundir, sharding
 from y8m.run.inference import compiled_predict
+from y8m.run.loading import load_model
 
 
 def predict(
@@ -26,6 +27,8 @@ def predict(
     segment_max_pred: int = 100_000,
     segment_label_ids: str | None = None,
     skip_corrupt: bool = False,
+    checkpoint: str = "latest",
+    precise_bn_batches: int | None = None,
     num_workers: int | None = None,
     worker_index: int | None = None,
     merge: bool = False,
@@ -48,6 +51,10 @@ def predict(
         segment_max_pred: segments kept per class with --segments.
         segment_label_ids: the rated-class list (segment_label_ids.csv) for --segments.
         skip_corrupt: skip damaged shard tails instead of stopping.
+        checkpoint: latest (model.keras when it holds the newest step, else the newest intact
+            checkpoint), best (highest validation GAP in history.csv) or a step number.
+        precise_bn_batches: training batches that re-estimate a checkpoint's batch-norm
+            statistics (default: the run's, 200 before it recorded one; 0 keeps them).
         num_workers, worker_index: split the input files over workers (default: from
             TF_CONFIG, else one worker); each writes a part beside OUTPUT_FILE and the last
             to finish merges them into OUTPUT_FILE (docs/distributed.md).
@@ -79,6 +86,7 @@ def predict(
         raise UsageError(
             "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'"
         )
+    weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
     if segments:
         from y8m.run.segments import predict_segments
 
@@ -90,6 +98,7 @@ def predict(
             segment_max_pred=segment_max_pred,
             segment_label_ids=segment_label_ids,
             progress=progress,
+            weights=weights,
         )
     total, index = sharding.resolve(num_workers, worker_index)
     part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
@@ -107,6 +116,7 @@ def predict(
         skip_corrupt,
         (total, index),
         progress,
+        weights,
     )
     if total > 1:
         merging, missing = sharding.claim_merge(final_path, total, ".parquet")
@@ -136,7 +146,9 @@ def store_path(output_file: str) -> str:
     return output_file if has_suffix else output_file + ".parquet"
 
 
-def _write_store(train_dir, pattern, path, store, batch_size, skip_corrupt, worker, progress):
+def _write_store(
+    train_dir, pattern, path, store, batch_size, skip_corrupt, worker, progress, weights
+):
     """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH.
 
     Returns (videos written, seconds, the corrupt-record report, the run's config)."""
@@ -146,7 +158,7 @@ def _write_store(train_dir, pattern, path, store, batch_size, skip_corrupt, work
     from y8m.predictions import PredictionWriter
 
     total, index = worker
-    model, config = rundir.load_model(train_dir)
+    model, config = load_model(train_dir, progress=progress, **weights)
     report = CorruptReport()
     ds = rundir.dataset_for(
         config,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ LOG_DIR = "logs"
 HISTORY_FILE = "history.csv"
 EVAL_FILE = "eval.json"
 CURVE_FILE = "training_curve.png"
+MODEL_INFO_FILE = "model.json"  # what model.keras holds: its step, EMA, batch-norm statistics
 FLOAT16_WEIGHTS = "weights.float16.npz"
 HISTORY_FIELDS = ("step", "loss", "learning_rate", "examples_per_s", "validation_gap")
 
@@ -86,45 +88,99 @@ def _hparams(overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if k not in ("feature_names", "feature_sizes")}
 
 
-def load_model(train_dir: str):
-    """The trained model of a run: latest checkpoint if any, else model.keras. Returns (model, config)."""
-    import tensorflow as tf
-
-    config = load_config(train_dir)
-    ckpt_dir = path(train_dir, CHECKPOINT_DIR)
-    latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
-    if latest:
-        model = build_model(config)
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-        return model, config
-    half = path(train_dir, FLOAT16_WEIGHTS)
-    if os.path.exists(half):  # a `y8m export --dtype=float16` archive, unpacked
-        model = build_model(config)
-        load_float16_weights(model, half)
-        return model, config
-    model_path = path(train_dir, MODEL_FILE)
-    if os.path.exists(model_path):
-        import keras
-
-        return keras.models.load_model(model_path, compile=False), config
-    raise UsageError(
-        f"{train_dir!r} has a config but no checkpoint or {MODEL_FILE}: train it first"
-    )
-
-
-def save_model(model, train_dir: str) -> str:
-    """Writes model.keras atomically; returns its path."""
+def save_model(model, train_dir: str, info: dict) -> str:
+    """Writes model.keras and model.json (`info`: step, ema_decay, precise_bn_batches) atomically;
+    returns the model's path."""
     target = path(train_dir, MODEL_FILE)
     with atomic_path(target) as tmp:
         model.save(tmp)  # the temporary name keeps the .keras suffix keras requires
+    with atomic_open(path(train_dir, MODEL_INFO_FILE), "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
     return target
 
 
+def model_info(train_dir: str) -> dict:
+    """model.json, or {} for runs written before it existed."""
+    p = path(train_dir, MODEL_INFO_FILE)
+    if not os.path.exists(p):
+        return {}
+    with open(p) as f:
+        return json.load(f)
+
+
+def checkpoints(train_dir: str) -> list[tuple[int, str]]:
+    """(step, prefix) of every checkpoint the run keeps, oldest first, damaged ones included
+    (a prefix whose files are missing or truncated is found when it is restored)."""
+    folder = path(train_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(folder):
+        return []
+    prefixes = set()
+    for name in os.listdir(folder):
+        match = re.fullmatch(r"(ckpt-(\d+))\.(index|data-\d+-of-\d+)", name)
+        if match:
+            prefixes.add((int(match.group(2)), os.path.join(folder, match.group(1))))
+    return sorted(prefixes)
+
+
 def latest_checkpoint(train_dir: str) -> str | None:
-    """The newest checkpoint prefix of a run, or None."""
+    """The newest checkpoint prefix of a run with an index file, or None."""
+    intact = [p for _, p in checkpoints(train_dir) if os.path.exists(p + ".index")]
+    return intact[-1] if intact else None
+
+
+def restore_newest_intact(checkpoint, train_dir: str, prefixes: list[str] | None = None):
+    """Restores the newest of PREFIXES (default: every checkpoint of the run) that reads back
+    whole into `checkpoint` (a `tf.train.Checkpoint`); a damaged one (missing index, truncated
+    data) is skipped with a one-line warning naming it and the one used instead.
+
+    Returns the restored prefix, or None when the run has no checkpoint.
+    """
+    import sys
+
     import tensorflow as tf
 
-    return tf.train.latest_checkpoint(path(train_dir, CHECKPOINT_DIR))
+    candidates = list(reversed(prefixes or [p for _, p in checkpoints(train_dir)]))
+    damaged = []
+    for prefix in candidates:
+        try:
+            if not os.path.exists(prefix + ".index"):
+                raise ValueError("its .index file is missing")
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+        except checkpoint_errors(tf) as err:
+            reason = (
+                str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+            )
+            damaged.append((prefix, reason))
+            continue
+        for bad, reason in damaged:
+            print(
+                f"warning: checkpoint {bad} is damaged ({reason}); using {prefix}", file=sys.stderr
+            )
+        return prefix
+    if damaged:
+        raise UsageError(
+            f"every checkpoint of {train_dir!r} is damaged (newest: {damaged[0][0]}: {damaged[0][1]})"
+        )
+    return None
+
+
+def checkpoint_errors(tf) -> tuple:
+    """What reading a damaged checkpoint raises (a truncated .data file: IndexError)."""
+    return (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError)
+
+
+def best_step(train_dir: str) -> int:
+    """The step with the highest validation GAP in history.csv."""
+    import pandas as pd
+
+    p = path(train_dir, HISTORY_FILE)
+    h = pd.read_csv(p).dropna(subset=["validation_gap"]) if os.path.exists(p) else None
+    if h is None or not len(h):
+        raise UsageError(
+            f"{train_dir!r} has no validation GAP in {HISTORY_FILE}: train with "
+            "--validate_data_pattern to use --checkpoint=best"
+        )
+    return int(h.loc[h["validation_gap"].idxmax(), "step"])
 
 
 def float16_weights(model) -> list[np.ndarray]:
@@ -145,6 +201,22 @@ def load_float16_weights(model, file: str) -> None:
     if len(arrays) != len(current):
         raise UsageError(f"{file} holds {len(arrays)} weights, the model has {len(current)}")
     model.set_weights([a.astype(c.dtype) for a, c in zip(arrays, current)])
+
+
+def truncate_history(train_dir: str, step: int) -> None:
+    """Drops history rows past `step` (those of steps a resumed run will train again)."""
+    p = path(train_dir, HISTORY_FILE)
+    if not os.path.exists(p):
+        return
+    with open(p, newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if r.get("step") and int(float(r["step"])) <= step]
+    if len(kept) == len(rows):
+        return
+    with atomic_open(p, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        w.writeheader()
+        w.writerows(kept)
 
 
 def append_history(train_dir: str, row: dict) -> None:

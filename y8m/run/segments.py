@@ -17,6 +17,7 @@ from y8m.errors import UsageError
 from y8m.fileio import atomic_open
 from y8m.run import rundir
 from y8m.run.inference import compiled_predict
+from y8m.run.loading import load_model
 
 
 def cut_segments(batch: dict, feature_names, size: int = specs.SEGMENT_SIZE):
@@ -65,13 +66,15 @@ def _rated_classes(segment_label_ids: str | None, pattern: str) -> np.ndarray:
     return load_segment_label_ids(segment_label_ids)
 
 
-def _score_segments(train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress):
+def _score_segments(
+    train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress, weights
+):
     from tqdm import tqdm
 
     from submissions.segments import SegmentTopK
     from y8m.data.readers import iterate
 
-    model, config = rundir.load_model(train_dir)
+    model, config = load_model(train_dir, progress=progress, **(weights or {}))
     if not config["data"]["frame_level"]:
         raise UsageError("--segments needs a frame-level model")
     rated = _rated_classes(segment_label_ids, pattern)
@@ -97,12 +100,13 @@ def predict_segments(
     segment_max_pred=specs.SEGMENT_MAX_PRED,
     segment_label_ids=None,
     progress=True,
+    weights=None,
 ) -> dict:
     """Writes a `Class,Segments` submission of the best segments per rated class."""
     from submissions.formats import write_segment_submission
 
     per_class = _score_segments(
-        train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress
+        train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress, weights
     )
     path = output_file if output_file.endswith((".csv", ".gz")) else output_file + ".csv"
     write_segment_submission(path, per_class)
@@ -111,7 +115,14 @@ def predict_segments(
 
 
 def evaluate_segments(
-    train_dir, pattern, *, batch_size=64, output_file=None, segment_label_ids=None, progress=True
+    train_dir,
+    pattern,
+    *,
+    batch_size=64,
+    output_file=None,
+    segment_label_ids=None,
+    progress=True,
+    weights=None,
 ) -> dict:
     """Segment mAP of a run on 2019-style validation records (their rated segments)."""
     from submissions.formats import write_segment_submission
@@ -124,7 +135,7 @@ def evaluate_segments(
             f"{pattern!r} has no rated segments: --segments needs 2019 validation records"
         )
     per_class = _score_segments(
-        train_dir, pattern, batch_size, specs.SEGMENT_MAX_PRED, segment_label_ids, progress
+        train_dir, pattern, batch_size, specs.SEGMENT_MAX_PRED, segment_label_ids, progress, weights
     )
     result = segment_map(per_class, ratings)
     output_file = output_file or rundir.path(train_dir, "segments_submission.csv")

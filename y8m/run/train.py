@@ -14,7 +14,7 @@ from y8m.fileio import expand_pattern
 from y8m.run import distribute, rundir
 from y8m.run.training import artefacts
 from y8m.run.training.config import check_resumable, run_config, total_steps
-from y8m.run.training.hooks import LogHook, ValidationHook
+from y8m.run.training.hooks import JudgedWeightsHook, LogHook, ValidationHook
 from y8m.run.training.loop import Hook, TrainLoop
 from y8m.run.training.state import TrainState, build_state, restore
 from y8m.run.training.step import make_train_step
@@ -37,11 +37,14 @@ def train(
     max_steps: int | None = None,
     num_epochs: int | None = None,
     checkpoint_steps: int = 500,
+    keep_checkpoints: int = 5,
     log_steps: int = 10,
     start_new_model: bool = False,
     validate_data_pattern: str | None = None,
     validate_steps: int = 0,
     validate_max_videos: int = 5000,
+    precise_bn_batches: int = 200,
+    ema_decay: float = 0.0,
     max_frames: int = specs.MAX_FRAMES,
     seed: int = 0,
     skip_corrupt: bool = False,
@@ -69,12 +72,19 @@ def train(
         clip_gradient_norm: global-norm gradient clipping (0 disables).
         max_steps: stop after this many steps in total (counting resumed ones).
         num_epochs: stop after this many passes over the data (when max_steps is not given).
-        checkpoint_steps: steps between checkpoints (one is also written at exit).
+        checkpoint_steps: steps between checkpoints (one is also written at each validation
+            and at exit).
+        keep_checkpoints: newest checkpoints kept (for --checkpoint=STEP|best, `y8m average`).
         log_steps: steps between TensorBoard/history records.
         start_new_model: move an existing run aside (to TRAIN_DIR.old-<time>) and start fresh.
         validate_data_pattern: optional validation glob for periodic GAP.
         validate_steps: steps between validations (0: only at the end, if a pattern is given).
         validate_max_videos: videos used per validation.
+        precise_bn_batches: training batches over which every batch-norm layer's mean and
+            variance are re-estimated (their exact average) before each validation and for
+            model.keras; the moving averages lag far behind after short runs. 0 disables.
+        ema_decay: keep an exponential moving average of the weights with this decay (e.g.
+            0.999; Keras' optimizer EMA) and validate and save the averaged weights. 0: off.
         max_frames: frames per video considered.
         seed: seed for weights, shuffling and frame sampling.
         skip_corrupt: skip damaged shards' tails instead of stopping.
@@ -155,7 +165,7 @@ def _train(flags: dict, model_overrides: dict) -> dict:
         )
     loop.run()
     distribute.discard(state.checkpoint_dir, chief)
-    return _finish(loop, train_dir, chief, report)
+    return _finish(loop, flags, chief, report)
 
 
 def default_hooks(config: dict, flags: dict, state: TrainState) -> list[Hook]:
@@ -164,7 +174,13 @@ def default_hooks(config: dict, flags: dict, state: TrainState) -> list[Hook]:
 
     train_dir = flags["train_dir"]
     writer = tf.summary.create_file_writer(rundir.path(train_dir, rundir.LOG_DIR))
-    hooks: list[Hook] = [LogHook(train_dir, writer, state.schedule, flags["log_steps"])]
+    hooks: list[Hook] = [
+        LogHook(train_dir, writer, state.schedule, flags["log_steps"]),
+        # Before validation: it and model.keras use the weights this hook prepares.
+        JudgedWeightsHook(
+            config, flags["precise_bn_batches"], int(flags["seed"]), bool(flags["progress"])
+        ),
+    ]
     if flags["validate_data_pattern"]:
         hooks.append(
             ValidationHook(
@@ -238,9 +254,9 @@ def _progress_bar(config: dict, flags: dict, start_step: int, steps: int, chief:
     )
 
 
-def _finish(loop: TrainLoop, train_dir: str, chief: bool, report) -> dict:
+def _finish(loop: TrainLoop, flags: dict, chief: bool, report) -> dict:
     """The run's summary; on the chief also model.keras, the curve PNG and the final line."""
-    state = loop.state
+    state, train_dir = loop.state, flags["train_dir"]
     result = {
         "train_dir": train_dir,
         **loop.results,
@@ -251,9 +267,22 @@ def _finish(loop: TrainLoop, train_dir: str, chief: bool, report) -> dict:
     }
     if not chief:
         return result
-    model_path = rundir.save_model(state.net, train_dir)
+    info = {
+        "step": state.step,
+        "ema_decay": float(flags["ema_decay"]),
+        "precise_bn_batches": int(loop.results.get("precise_bn_batches", 0)),
+    }
+    model_path = rundir.save_model(loop.judged_net, train_dir, info)
     artefacts.plot_history(train_dir)
     if report.skipped:
         print(report.summary())
-    print(f"step {state.step}, loss {loop.last_loss:.4f}; model saved to {model_path}")
+    judged_by = []
+    if info["ema_decay"]:
+        judged_by.append(f"EMA {info['ema_decay']}")
+    if info["precise_bn_batches"]:
+        judged_by.append(f"batch-norm statistics of {info['precise_bn_batches']} batches")
+    print(
+        f"step {state.step}, loss {loop.last_loss:.4f}; model saved to {model_path}"
+        + (f" ({', '.join(judged_by)})" if judged_by else "")
+    )
     return result

@@ -74,7 +74,9 @@ def test_eval_and_predict_agree_with_the_model(trained, synth_dir, tmp_path):
     assert stored.metadata["model_name"] == "gnv" and stored.metadata["split"] == "validate"
     assert os.path.exists(out["csv_file"])
     # The stored top-K equal the model's own outputs on the same (ordered, all-frame) input.
-    model, config = rundir.load_model(str(run_dir))
+    from y8m.run.loading import load_model
+
+    model, config = load_model(str(run_dir))
     dense = {}
     labels = {}
     for batch in iterate(

@@ -21,6 +21,7 @@ class _State:
 
     def __init__(self, step=0):
         self.step = step
+        self.net = None
         self.manager = _Manager()
 
     def save(self):
@@ -72,11 +73,13 @@ def test_hooks_are_called_at_their_points_in_order():
     assert points == [
         ("a", "step", 1), ("b", "step", 1),
         ("a", "step", 2), ("b", "step", 2), ("a", "checkpoint", 2), ("b", "checkpoint", 2),
-        ("a", "step", 3), ("b", "step", 3), ("a", "validation", 3), ("b", "validation", 3),
+        ("a", "step", 3), ("b", "step", 3), ("a", "checkpoint", 3), ("b", "checkpoint", 3),
+        ("a", "validation", 3), ("b", "validation", 3),
         ("a", "step", 4), ("b", "step", 4), ("a", "checkpoint", 4), ("b", "checkpoint", 4),
         ("a", "end", 4), ("b", "end", 4),
     ]  # fmt: skip
-    assert state.manager.saved == [2, 4]  # the end does not save step 4 twice
+    # A validated step is checkpointed too; the end does not save step 4 twice.
+    assert state.manager.saved == [2, 3, 4]
     assert loop.last_loss == 0.7 and loop.examples == 16
 
 
@@ -86,7 +89,7 @@ def test_resumed_loop_counts_only_its_own_steps_and_stops_at_the_end_of_data():
     loop.batches = [(None, None)] * 3
     loop.run()
     assert state.step == 5 and loop.start_step == 2 and loop.examples == 12
-    assert state.manager.saved == [4, 5]
+    assert state.manager.saved == [3, 4, 5]  # step 3 was validated
 
 
 def test_a_nan_loss_stops_without_saving(tmp_path):

@@ -213,7 +213,7 @@ def _bench(
     for _ in range(steps):
         step_fn(batch, labels).numpy()
     seconds = time.perf_counter() - start
-    return _report(
+    figures = _report(
         model,
         net,
         batch_size,
@@ -225,6 +225,26 @@ def _bench(
         jit_compile,
         mixed_precision,
     )
+    figures.update(_precise_bn_cost(net, batch, max(int(steps) // 2, 2)))
+    print(json.dumps(figures))
+    return figures
+
+
+def _precise_bn_cost(net, batch, batches: int) -> dict:
+    """Seconds that re-estimating the batch-norm statistics (`y8m train --precise_bn_batches`)
+    takes per 200 batches: the difference between runs of 1 and 1 + `batches` batches, so the
+    pass's tracing (paid once per estimate) cancels."""
+    import itertools
+
+    from y8m.run.precise_bn import estimate
+
+    one = estimate(net, [batch], 1, progress=False)
+    if not one["layers"]:
+        return {"precise_bn_s_per_200_batches": 0.0}
+    more = estimate(net, itertools.repeat(batch), 1 + batches, progress=False)
+    per_200 = max(more["seconds"] - one["seconds"], 0.0) / batches * 200
+    print(f"precise batch-norm statistics: {per_200:.1f} s per 200 batches of {net.name}")
+    return {"precise_bn_s_per_200_batches": round(per_200, 2)}
 
 
 def _report(
@@ -264,5 +284,4 @@ def _report(
         f"{model:<16} {figures['params']:>12,} {examples_per_s:>8.1f} {flops_per_example / 1e9:>9.2f} "
         f"{achieved / 1e9:>8.1f} {peak / 1e9:>14.1f} {figures['ratio']:>6.2f}"
     )
-    print(json.dumps(figures))
     return figures

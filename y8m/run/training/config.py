@@ -64,8 +64,31 @@ def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
             "seed": int(flags["seed"]),
             "jit_compile": bool(flags["jit_compile"]),
             "mixed_precision": bool(flags["mixed_precision"]),
+            "keep_checkpoints": _at_least(flags, "keep_checkpoints", 1),
+            "precise_bn_batches": _at_least(flags, "precise_bn_batches", 0),
+            "ema_decay": _ema(flags["ema_decay"]),
         },
     }
+
+
+def _at_least(flags: dict, name: str, low: int) -> int:
+    try:
+        value = int(flags[name])
+    except (TypeError, ValueError):
+        value = low - 1
+    if value < low:
+        raise UsageError(f"--{name} must be an integer >= {low}, got {flags[name]!r}")
+    return value
+
+
+def _ema(value) -> float:
+    try:
+        decay = float(value)
+    except (TypeError, ValueError):
+        decay = -1.0
+    if not 0.0 <= decay < 1.0:
+        raise UsageError(f"--ema_decay must be in [0, 1) (e.g. 0.999; 0 disables), got {value!r}")
+    return decay
 
 
 def check_resumable(train_dir: str, config: dict) -> None:
@@ -73,6 +96,13 @@ def check_resumable(train_dir: str, config: dict) -> None:
     if not os.path.exists(rundir.path(train_dir, rundir.CONFIG_FILE)):
         return
     old = rundir.load_config(train_dir)
+    # The EMA lives in the optimizer's state: a resumed run cannot add or drop it.
+    before_ema = float(old.get("train", {}).get("ema_decay", 0.0))
+    if (before_ema > 0) != (config["train"]["ema_decay"] > 0):
+        raise UsageError(
+            f"{train_dir!r} was trained with --ema_decay={before_ema}: resume with the same "
+            "or pass --start_new_model"
+        )
     for key in IDENTITY_KEYS:
         before, now = old.get(key), config.get(key)
         if key == "overrides":

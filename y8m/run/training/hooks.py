@@ -1,10 +1,11 @@
-"""The built-in training hooks: logs (TensorBoard, history.csv, the bar) and validation GAP."""
+"""The built-in training hooks: logs (TensorBoard, history.csv, the bar), the judged weights
+(EMA, precise batch-norm statistics) and validation GAP."""
 
 from __future__ import annotations
 
 import time
 
-from y8m.run import rundir
+from y8m.run import judged, rundir
 from y8m.run.inference import validation_gap
 from y8m.run.training.loop import Hook, TrainLoop
 
@@ -50,6 +51,40 @@ class LogHook(Hook):
             )
 
 
+class JudgedWeightsHook(Hook):
+    """Before each validation and at the end: puts the weights the run is judged by (the EMA
+    when --ema_decay, else the trained ones) into a copy of the model, re-estimates its
+    batch-norm statistics on --precise_bn_batches training batches, and hands it to the
+    hooks after it and to the end-of-run artefacts as `loop.judged_net`. The training model
+    and so the resumable checkpoint keep the training state."""
+
+    def __init__(self, config: dict, num_batches: int, seed: int = 0, progress: bool = True):
+        self.config = config
+        self.num_batches = int(num_batches)
+        self.seed = int(seed)
+        self.progress = progress
+        self._copy = None
+
+    def _refresh(self, loop: TrainLoop, step: int) -> None:
+        state = loop.state
+        if self.num_batches <= 0 and judged.ema_averages(state.optimizer) is None:
+            loop.judged_net = state.net
+            return
+        self._copy = judged.judged_copy(self.config, state.net, state.optimizer, self._copy)
+        figures = judged.reestimate(
+            self._copy, self.config, self.num_batches, self.seed + step, self.progress
+        )
+        loop.results["precise_bn_batches"] = figures["batches"]
+        loop.results["precise_bn_seconds"] = round(figures["seconds"], 2)
+        loop.judged_net = self._copy
+
+    def at_validation(self, loop: TrainLoop, step: int) -> None:
+        self._refresh(loop, step)
+
+    def at_end(self, loop: TrainLoop, step: int) -> None:
+        self._refresh(loop, step)
+
+
 class ValidationHook(Hook):
     """GAP@20 on the first `max_videos` validation videos: at each validation point and at the
     end (the end's figure is the run's `gap`)."""
@@ -64,7 +99,7 @@ class ValidationHook(Hook):
     def _gap(self, loop: TrainLoop, step: int) -> float:
         import tensorflow as tf
 
-        gap = validation_gap(loop.state.net, self.config, self.pattern, self.max_videos)
+        gap = validation_gap(loop.judged_net, self.config, self.pattern, self.max_videos)
         rundir.append_history(self.train_dir, {"step": step, "validation_gap": gap})
         with self.writer.as_default(step=step):
             tf.summary.scalar("validation_gap", gap)

@@ -77,6 +77,9 @@ class TrainLoop:
         self.examples = 0
         self.results: dict = {}
         self.seconds = 0.0
+        # The model validation and model.keras use; a hook may replace it with a copy that
+        # holds averaged weights or re-estimated batch-norm statistics.
+        self.judged_net = state.net
 
     def run(self) -> None:
         """Trains to `total_steps` (or the end of the data); saves and re-raises on Ctrl-C."""
@@ -116,11 +119,13 @@ class TrainLoop:
                 self.bar.update(1)
             for hook in self.hooks:
                 hook.after_step(self, step, loss)
-            if step % self.checkpoint_steps == 0:
+            validating = self.validate_steps and step % self.validate_steps == 0
+            # A validated step is checkpointed too, so `--checkpoint=best` can find it.
+            if step % self.checkpoint_steps == 0 or validating:
                 self.state.manager.save(checkpoint_number=step)
                 for hook in self.hooks:
                     hook.at_checkpoint(self, step)
-            if self.validate_steps and step % self.validate_steps == 0:
+            if validating:
                 for hook in self.hooks:
                     hook.at_validation(self, step)
 

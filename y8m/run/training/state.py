@@ -27,7 +27,12 @@ def make_optimizer(train: dict, global_batch: int):
         float(train["learning_rate_decay"]),
         staircase=True,
     )
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    ema = float(train.get("ema_decay", 0.0))
+    # Keras' own EMA: the average is updated inside `apply`, kept in the optimizer's variables
+    # (so checkpoints carry it) and never overwrites the trained weights.
+    optimizer = keras.optimizers.Adam(
+        learning_rate=schedule, use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99
+    )
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer, schedule
@@ -73,15 +78,16 @@ def build_state(config: dict, strategy, train_dir: str, chief: bool, max_model_m
             f"in float32, over --max_model_mb={max_model_mb}: lower --cluster_size/--hidden_size"
         )
     ckpt_dir = distribute.checkpoint_dir(train_dir, chief)
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
+    keep = int(config["train"].get("keep_checkpoints", 5))
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=keep)
     return TrainState(net, optimizer, schedule, checkpoint, manager, ckpt_dir, chief)
 
 
 def restore(state: TrainState, train_dir: str) -> int:
-    """Resumes from the chief's latest checkpoint (every worker does); returns the step."""
-    latest = rundir.latest_checkpoint(train_dir)
-    if latest:
-        state.checkpoint.restore(latest).assert_existing_objects_matched()
-        if state.chief:
-            print(f"resuming {train_dir} from step {state.step}")
+    """Resumes from the chief's newest intact checkpoint (every worker does); returns the
+    step. History rows past it belong to steps that will be trained again: they go."""
+    if rundir.restore_newest_intact(state.checkpoint, train_dir) and state.chief:
+        print(f"resuming {train_dir} from step {state.step}")
+    if state.chief:
+        rundir.truncate_history(train_dir, state.step)
     return state.step
