@@ -178,7 +178,10 @@ class _Search:
     The running ensemble E is the count-weighted sum of the picked models' lists. For a
     candidate m the new top-k per video can only come from (a) E's own top-k classes and (b)
     m's listed classes: any other class of E scores E(c) <= E's k-th best, and adding m (scores
-    >= 0) never lowers those k. So each candidate costs O(V * (k + K)), not O(V * C).
+    >= 0) never lowers those k. So each candidate costs O(V * (k + K)), not O(V * C). This
+    holds for ties too because E's top-k and every cut follow the tie rule of `y8m.metrics`
+    (non-labels before labels on equal scores): a class that lost a tie to E's top-k still
+    loses it after m is added.
     """
 
     def __init__(
@@ -230,6 +233,15 @@ class _Search:
         at = np.minimum(np.searchsorted(self._label_keys, keys), self._label_keys.size - 1)
         return self._label_keys[at] == keys
 
+    def _dense_labels(self, first_row: int, n: int) -> np.ndarray:
+        """[n, C + 1] bool: the true labels of rows `first_row` .. `first_row + n - 1`."""
+        width = self.num_classes + 1
+        lo, hi = np.searchsorted(self._label_keys, [first_row * width, (first_row + n) * width])
+        rows, cols = np.divmod(self._label_keys[lo:hi], width)
+        dense = np.zeros((n, width), bool)
+        dense[rows - first_row, cols] = True
+        return dense
+
     def candidate_gaps(self, counts: dict[int, int], candidates: list[int], bar) -> np.ndarray:
         """[len(candidates)] validation GAP of the ensemble `counts` plus each candidate once."""
         pooled_scores: list[list[np.ndarray]] = [[] for _ in candidates]
@@ -262,7 +274,9 @@ class _Search:
             sparse.accumulate(ensemble, rows, classes[start:stop], scores[start:stop], count)
         ensemble[:, self.num_classes] = -np.inf
         if counts:
-            top_classes, top_values = top_k_per_row(ensemble, k)
+            top_classes, top_values = top_k_per_row(
+                ensemble, k, labels=self._dense_labels(start, n)
+            )
             top_hits = self._is_label(start, top_classes)
             k_e = top_classes.shape[1]
             listed = top_values > -np.inf
@@ -276,7 +290,7 @@ class _Search:
             scores = scores[start:stop]
             hits = self.hits[m][start:stop]
             if not counts:
-                keep = _top_k_mask(scores, k)
+                keep = _top_k_mask(scores, k, hits)
                 pooled_scores[i].append(scores[keep])
                 pooled_hits[i].append(hits[keep])
                 continue
@@ -299,24 +313,27 @@ class _Search:
             combined[:, k_e:] = np.where(in_top, np.float32(-np.inf), np.maximum(cell.real, 0))
             combined[rows, np.where(in_top, slot, own_column)] += scores
             combined_hits[:, k_e:] = hits
-            keep = _top_k_mask(combined, k)
+            keep = _top_k_mask(combined, k, combined_hits)
             pooled_scores[i].append(combined[keep])
             pooled_hits[i].append(combined_hits[keep])
 
 
-def _top_k_mask(values: np.ndarray, k: int) -> np.ndarray:
-    """[n, w] bool marking each row's k largest finite values (exactly k unless fewer)."""
+def _top_k_mask(values: np.ndarray, k: int, hits: np.ndarray) -> np.ndarray:
+    """[n, w] bool marking each row's k largest finite values (exactly k unless fewer).
+
+    Ties at the k-th value keep the non-hits first, the tie rule of `y8m.metrics`, as a
+    per-video top-k list of the dense scores would.
+    """
     n, w = values.shape
     finite = values > -np.inf
     if w <= k:
         return finite
     threshold = np.partition(values, w - k, axis=1)[:, w - k : w - k + 1]
-    keep = (values >= threshold) & finite
-    ties = np.flatnonzero(keep.sum(axis=1) > k)
+    keep = values >= threshold
+    ties = np.flatnonzero(keep.sum(axis=1) != k)
     if ties.size:
-        # Ties at the k-th value: keep exactly k, as a per-video top-k list would.
-        index = np.argpartition(values[ties], w - k, axis=1)[:, w - k :]
+        index, _ = top_k_per_row(values[ties], k, labels=hits[ties])
         exact = np.zeros((ties.size, w), bool)
         np.put_along_axis(exact, index, True, axis=1)
-        keep[ties] = exact & finite[ties]
-    return keep
+        keep[ties] = exact
+    return keep & finite

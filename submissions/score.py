@@ -16,7 +16,9 @@ def score_submission(path: str, solution, version: int = specs.DEFAULT_VERSION) 
     """GAP@20 of a 2017/2018 submission, or segment mAP of a 2019 one.
 
     Video task: each video's top-20 pairs of the submission, positives counted from the full
-    ground truth (reference 2.4); a solution video missing from the submission has no
+    ground truth (reference 2.4); tied scores follow the tie rule of `y8m.metrics` (non-labels
+    first, at the top-20 cut and in the ranking), so the result equals `y8m.metrics.gap` on the
+    same scores; a solution video missing from the submission has no
     predictions, so its positives only lower recall; submitted ids outside the solution are
     ignored (Kaggle scores a subset of the test set on each leaderboard).
 
@@ -39,7 +41,8 @@ def score_submission(path: str, solution, version: int = specs.DEFAULT_VERSION) 
             formats.read_segment_submission(path), truth.load_segment_ratings(solution)
         )
         return {"metric": "segment_map", **result}
-    ids, classes, scores = formats.read_video_submission(path)
+    # Every pair is read: which tied pairs make a row's top-20 depends on the labels.
+    ids, classes, scores = formats.read_video_submission(path, top_k=None)
     labels = truth.load_video_labels(solution)
     return {"metric": "gap", **video_gap(ids, classes, scores, labels)}
 
@@ -74,7 +77,8 @@ def video_gap(
     Args:
         ids: [V] submitted video ids (unique).
         classes: [V, K] int predicted classes; entries < 0 are padding.
-        scores: [V, K] float scores; only each row's `top_k` best count.
+        scores: [V, K] float scores; only each row's `top_k` best count (on a tie at the cut,
+            non-labels first: the tie rule of `y8m.metrics`).
         labels: DataFrame with `id` (str) and `labels` (list of int), one row per video.
         top_k: predictions per video that count (20 on the leaderboard).
 
@@ -124,8 +128,10 @@ def video_gap(
 
 
 def _top_hits(scores: np.ndarray, hits: np.ndarray, top_k: int) -> int:
-    """True labels among each row's `top_k` best-scored predictions."""
+    """True labels among each row's `top_k` best-scored predictions (the metrics' tie rule)."""
+    from y8m.metrics import top_k_per_row
+
     if scores.shape[1] <= top_k:
         return int(hits.sum())
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_k]
-    return int(np.take_along_axis(hits, order, axis=1).sum())
+    index, _ = top_k_per_row(scores, top_k, labels=hits)
+    return int(np.take_along_axis(hits, index, axis=1).sum())

@@ -14,6 +14,7 @@ import pandas as pd
 from submissions import parsing
 from y8m.data import specs
 from y8m.errors import UsageError
+from y8m.metrics import top_k_per_row
 
 
 class SegmentTopK:
@@ -23,6 +24,8 @@ class SegmentTopK:
     keeps only its `top_k` best rated classes, and each class keeps its `max_per_class` best
     (score, segment id) pairs. Memory is bounded: each class buffers at most
     2 * max_per_class pairs (pruned with `argpartition` when it grows past that), plus one batch.
+    Ties are deterministic, whatever the batching: a segment's cut keeps the lower class id
+    (as `y8m.metrics.top_k_per_row` without labels) and a class's cut the lower segment id.
 
     Args:
         class_ids: [R] the rated class ids (columns of the score matrices), e.g. from
@@ -54,6 +57,7 @@ class SegmentTopK:
                 f"max_per_class and top_k must be positive, got {max_per_class} and {top_k}"
             )
         self.class_ids = class_ids
+        self._by_id = np.argsort(class_ids, kind="stable")  # columns in class id order
         self.max_per_class = int(max_per_class)
         self.top_k = int(top_k)
         num_rated = len(class_ids)
@@ -91,15 +95,12 @@ class SegmentTopK:
             return self
         if not np.issubdtype(scores.dtype, np.floating):
             scores = scores.astype(np.float64)
-        rated = scores[:, self.class_ids]  # (S, R)
+        rated = scores[:, self.class_ids[self._by_id]]  # (S, R), by increasing class id
         num_rated = rated.shape[1]
         k = min(self.top_k, num_rated)
-        if k < num_rated:
-            columns = np.argpartition(rated, num_rated - k, axis=1)[:, num_rated - k :]  # (S, k)
-        else:
-            columns = np.broadcast_to(np.arange(num_rated), rated.shape)
-        values = np.take_along_axis(rated, columns, axis=1).ravel()
-        columns = columns.ravel()
+        picked, values = top_k_per_row(rated, k)  # (S, k); ties keep the lower class id
+        values = values.ravel()
+        columns = self._by_id[picked.ravel()]
         rows = np.repeat(np.arange(len(segments)), k)
         keep = values >= self._floor[columns]
         values, columns, rows = values[keep], columns[keep], rows[keep]
@@ -134,8 +135,14 @@ class SegmentTopK:
     def _top(self, column: int) -> tuple[np.ndarray, np.ndarray]:
         scores = np.concatenate(self._scores[column])
         segments = np.concatenate(self._segments[column])
-        if len(scores) > self.max_per_class:
-            best = np.argpartition(-scores, self.max_per_class - 1)[: self.max_per_class]
+        n = self.max_per_class
+        if len(scores) > n:
+            threshold = -np.partition(-scores, n - 1)[n - 1]
+            above = np.flatnonzero(scores > threshold)
+            tied = np.flatnonzero(scores == threshold)
+            # Ties at the cut keep the lower segment ids, the order `result` lists them in.
+            tied = tied[np.argsort(segments[tied], kind="stable")[: n - len(above)]]
+            best = np.concatenate([above, tied])
             scores, segments = scores[best], segments[best]
         return scores, segments
 

@@ -1,6 +1,14 @@
 """YouTube-8M metrics (GAP@k, Hit@1, PERR, mAP) in vectorised numpy, equal to the official calculators.
 
 Definitions: reference/yt8m_facts.md section 2 and docs/metrics.md.
+
+Tie rule (every function here, the streaming `Evaluator`, and through them the ensembles and
+`y8m submission score`): entries are ranked by score, highest first; among equal scores the
+negatives (label <= 0) rank before the positives, then the lower class index first. It applies
+to each video's top-k cut, to the pooled ranking across videos (GAP, and mAP within a class),
+to PERR's top-L and to Hit@1, so tied scores are never rewarded and no value depends on input
+order or on how videos are batched. Where no labels are given (writing top-k lists) ties go to
+the lower class index. NaN ranks as -inf. Without ties every value equals the official one.
 """
 
 from __future__ import annotations
@@ -26,26 +34,37 @@ _CHUNK_ELEMENTS = 1 << 24
 
 
 def top_k_per_row(
-    predictions: np.ndarray, k: int, *, sort: bool = False, chunk_size: int | None = None
+    predictions: np.ndarray,
+    k: int,
+    *,
+    sort: bool = False,
+    chunk_size: int | None = None,
+    labels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's `k` largest scores and their column indices.
+    """Each row's `k` largest scores and their column indices, ties by the module's rule.
 
-    Uses `np.partition` to find each row's k-th largest score and keeps the scores at or above it,
-    which is several times faster than `np.argpartition`; rows with ties at the threshold (or NaN)
-    fall back to `argpartition`, which keeps exactly k of the tied entries.
+    Uses `np.partition` to find each row's k-th largest score and keeps the scores at or above
+    it, which is several times faster than `np.argpartition`. Rows with more than k entries at
+    or above it (ties at the cut) keep every entry above it and fill up with the tied ones:
+    negatives (`labels <= 0`) before positives, then the lower column first.
 
     Args:
         predictions: [N, C] scores (any float dtype; it is kept, not converted).
         k: how many per row; clamped to C.
-        sort: order each row by score, descending.
+        sort: order each row by score descending, ties as at the cut.
         chunk_size: rows per pass; default keeps a pass near 16M scores.
+        labels: [N, C] ground truth (or hits) that breaks ties; None breaks them by column.
 
     Returns:
-        `(indices [N, k] int32, scores [N, k])`, unordered within a row unless `sort`.
+        `(indices [N, k] int32, scores [N, k])`; within a row by ascending column unless `sort`.
     """
     predictions = np.asarray(predictions)
     if predictions.ndim != 2:
         raise ValueError(f"predictions must be [N, C], got shape {predictions.shape}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != predictions.shape:
+            raise ValueError(f"labels {labels.shape} and predictions {predictions.shape} differ")
     n, c = predictions.shape
     k = min(int(k), c)
     if k <= 0:
@@ -55,25 +74,99 @@ def top_k_per_row(
         chunk_size = max(1, _CHUNK_ELEMENTS // max(c, 1))
     for start in range(0, n, chunk_size):
         block = predictions[start : start + chunk_size]
-        indices[start : start + len(block)] = _top_k_block(block, k)
+        block_labels = None if labels is None else labels[start : start + chunk_size]
+        indices[start : start + len(block)] = _top_k_block(block, k, block_labels)
     scores = np.take_along_axis(predictions, indices, axis=1)
     if sort and k > 1:
-        order = np.argsort(-scores, axis=1, kind="stable")
+        order = _rank_order(scores, None if labels is None else _take(labels, indices) > 0)
         indices = np.take_along_axis(indices, order, axis=1)
         scores = np.take_along_axis(scores, order, axis=1)
     return indices, scores
 
 
-def _top_k_block(block: np.ndarray, k: int) -> np.ndarray:
+def _take(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(values, indices, axis=1)
+
+
+def _rank_order(scores: np.ndarray, hits: np.ndarray | None) -> np.ndarray:
+    """[N, k] argsort of rows whose columns ascend: score descending, negatives first on ties."""
+    keys = -_nan_as_lowest(scores)
+    if hits is None:
+        return np.argsort(keys, axis=1, kind="stable")
+    # Negatives first (stable, so columns stay ascending within each group), then by score.
+    by_hit = np.argsort(hits, axis=1, kind="stable")
+    by_score = np.argsort(_take(keys, by_hit), axis=1, kind="stable")
+    return _take(by_hit, by_score)
+
+
+def _nan_as_lowest(scores: np.ndarray) -> np.ndarray:
+    """`scores` with NaN replaced by -inf (the same array when it has none)."""
+    if np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
+        return np.where(np.isnan(scores), -np.inf, scores).astype(scores.dtype)
+    return scores
+
+
+def _top_k_block(block: np.ndarray, k: int, labels: np.ndarray | None) -> np.ndarray:
     n, c = block.shape
     if k == c:
         return np.broadcast_to(np.arange(c, dtype=np.int32), (n, c))
     threshold = np.partition(block, c - k, axis=1)[:, c - k : c - k + 1]
-    flat = np.flatnonzero(block >= threshold)
-    # Every row has at least k entries >= its k-th largest, so a total of n*k means exactly k each.
-    if flat.size == n * k:
-        return (flat % c).reshape(n, k).astype(np.int32)
-    return np.argpartition(block, c - k, axis=1)[:, c - k :].astype(np.int32)
+    rows, columns = np.divmod(np.flatnonzero(block >= threshold), c)
+    # A NaN ranks as -inf but is never >= anything: rows whose k-th largest is -inf (padding,
+    # which may tie with NaN) go the slow way below, like rows with too few entries.
+    minus_inf = threshold[:, 0] == -np.inf
+    # Fast path: every row has exactly k entries at or above its k-th largest (no ties, no NaN).
+    if rows.size == n * k and np.array_equal(rows, np.arange(n * k) // k) and not minus_inf.any():
+        return columns.reshape(n, k).astype(np.int32)
+    out = np.empty((n, k), np.int32)
+    counts = np.bincount(rows, minlength=n)
+    counts[minus_inf] = 0
+    exact = counts == k
+    out[exact] = columns[exact[rows]].reshape(-1, k)
+    over = counts > k  # ties at the k-th largest: choose among the entries equal to it
+    if over.any():
+        at = over[rows]
+        out[over] = _break_ties(block, labels, rows[at], columns[at], counts[over], threshold, k)
+    under = np.flatnonzero(counts < k)  # NaN among the top k, or a k-th largest of -inf
+    if under.size:
+        sub = _nan_as_lowest(block[under])
+        sub_labels = None if labels is None else labels[under]
+        sub_threshold = np.partition(sub, c - k, axis=1)[:, c - k : c - k + 1]
+        sub_rows, sub_columns = np.divmod(np.flatnonzero(sub >= sub_threshold), c)
+        sub_counts = np.bincount(sub_rows, minlength=under.size)
+        out[under] = _break_ties(
+            sub, sub_labels, sub_rows, sub_columns, sub_counts, sub_threshold, k
+        )
+    return out
+
+
+def _break_ties(block, labels, rows, columns, counts, threshold, k) -> np.ndarray:
+    """[m, k] columns kept in m rows that have `counts` (> k) entries at or above `threshold`.
+
+    `rows`, `columns` list those entries row by row (columns ascending). Entries above the
+    threshold stay; the rest are filled from the tied ones, negatives first, then by column.
+    Works on the listed entries only, not on whole rows.
+    """
+    above = block[rows, columns] > threshold[rows, 0]
+    local = np.repeat(np.arange(counts.size), counts)  # row of each entry, 0..m-1
+    starts = np.cumsum(counts) - counts
+
+    def rank_in_row(mask):  # 1-based rank of each entry among its row's `mask` entries
+        running = np.cumsum(mask)
+        return running - (running[starts] - mask[starts])[local]
+
+    need = k - np.bincount(local, weights=above, minlength=counts.size).astype(np.int64)
+    tied = ~above
+    if labels is None:
+        keep = above | (tied & (rank_in_row(tied) <= need[local]))
+    else:
+        positive = labels[rows, columns] > 0
+        negative = tied & ~positive
+        positive &= tied
+        keep = above | (negative & (rank_in_row(negative) <= need[local]))
+        need -= np.bincount(local, weights=negative, minlength=counts.size).astype(np.int64)
+        keep |= positive & (rank_in_row(positive) <= need[local])
+    return columns[keep].reshape(-1, k)
 
 
 def pooled_average_precision(scores: np.ndarray, hits: np.ndarray, num_positives: float) -> float:
@@ -82,9 +175,9 @@ def pooled_average_precision(scores: np.ndarray, hits: np.ndarray, num_positives
     `AP = (1/P) * sum over hits h of precision@rank(h)`, with P = `num_positives` (which may
     exceed the hits in the list: positives that were never predicted lower recall).
 
-    Ties: an entry tied with a hit counts as ranked above it, so the value does not depend on
-    input order; the official code breaks ties with a seeded shuffle instead. Without ties the
-    two agree exactly.
+    Ties: among equal scores the misses rank before the hits (the module's rule), so the value
+    does not depend on input order; the official code breaks ties with a seeded shuffle
+    instead. Without ties the two agree exactly.
 
     Args:
         scores: [M] scores of the pooled entries.
@@ -100,11 +193,18 @@ def pooled_average_precision(scores: np.ndarray, hits: np.ndarray, num_positives
         raise ValueError(f"scores {scores.shape} and hits {hits.shape} differ in shape")
     if num_positives <= 0 or not hits.any():
         return 0.0
+    scores = _nan_as_lowest(scores)
     hit_scores = np.sort(scores[hits])
     all_sorted = np.sort(scores)
-    # Entries (and hits) scoring >= each hit's score: its rank and the positives up to it.
-    rank = all_sorted.size - np.searchsorted(all_sorted, hit_scores, side="left")
-    positives_so_far = hit_scores.size - np.searchsorted(hit_scores, hit_scores, side="left")
+    # A run of h hits tied at score s sits below every entry scoring > s and every miss scoring
+    # s; its j-th hit (j = 1..h) has rank (entries >= s) - h + j and (hits > s) + j positives.
+    first = np.searchsorted(hit_scores, hit_scores, side="left")
+    after = np.searchsorted(hit_scores, hit_scores, side="right")
+    j = np.arange(1, hit_scores.size + 1) - first
+    rank = (
+        all_sorted.size - np.searchsorted(all_sorted, hit_scores, side="left") - (after - first) + j
+    )
+    positives_so_far = hit_scores.size - after + j
     return float(np.sum(positives_so_far / rank.astype(np.float64)) / float(num_positives))
 
 
@@ -128,11 +228,12 @@ def gap_topk(
     hits = np.asarray(hits)
     if scores.ndim != 2 or scores.shape != hits.shape:
         raise ValueError(f"scores {scores.shape} and hits {hits.shape} must both be [V, K]")
-    if scores.shape[1] > top_k:
-        index, scores = top_k_per_row(scores, top_k)
-        hits = np.take_along_axis(hits, index, axis=1)
     # A -inf score marks a class that was not predicted: it can never be a hit.
-    return pooled_average_precision(scores, (hits > 0) & (scores > -np.inf), num_positives)
+    hits = (hits > 0) & (scores > -np.inf)
+    if scores.shape[1] > top_k:
+        index, scores = top_k_per_row(scores, top_k, labels=hits)
+        hits = _take(hits, index)
+    return pooled_average_precision(scores, hits, num_positives)
 
 
 def _check_dense(predictions: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,13 +262,17 @@ def gap(predictions: np.ndarray, labels: np.ndarray, top_k: int = SUBMISSION_TOP
         GAP (float).
     """
     predictions, labels = _check_dense(predictions, labels)
-    index, scores = top_k_per_row(predictions, top_k)
-    hits = np.take_along_axis(labels, index, axis=1) > 0
+    index, scores = top_k_per_row(predictions, top_k, labels=labels)
+    hits = _take(labels, index) > 0
     return pooled_average_precision(scores, hits, float(np.sum(labels, dtype=np.float64)))
 
 
 def hit_at_one(predictions: np.ndarray, labels: np.ndarray) -> float:
-    """Mean over videos of the label value at the top-scoring class (first one on ties).
+    """Mean over videos of the label value at the top-ranked class.
+
+    On a tie for the top score a negative class ranks first (the module's rule), so the video
+    counts only when every class sharing the top score is a label; the official code takes the
+    first such class instead. Without ties the two agree.
 
     Args:
         predictions: [N, C] float scores.
@@ -179,8 +284,15 @@ def hit_at_one(predictions: np.ndarray, labels: np.ndarray) -> float:
     predictions, labels = _check_dense(predictions, labels)
     if len(predictions) == 0:
         return 0.0
-    top = np.argmax(predictions, axis=1)
-    return float(np.mean(labels[np.arange(len(labels)), top], dtype=np.float64))
+    top = np.argmax(predictions, axis=1)[:, None]
+    best = _take(predictions, top)
+    # Only rows whose best score is shared (or NaN) need the tie rule.
+    tied = np.flatnonzero(
+        (np.count_nonzero(predictions == best, axis=1) > 1) | np.isnan(best[:, 0])
+    )
+    if tied.size:
+        top[tied] = top_k_per_row(predictions[tied], 1, labels=labels[tied])[0]
+    return float(np.mean(_take(labels, top), dtype=np.float64))
 
 
 def perr(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -188,7 +300,8 @@ def perr(predictions: np.ndarray, labels: np.ndarray) -> float:
 
     For a video with L labels: the fraction of its top-L classes that are labels and have a
     positive score. As in the official code a video with no labels scores 0 and still counts
-    in the mean.
+    in the mean. Ties at the L-th score keep the negatives first (the module's rule), so the
+    value of a video never depends on the other videos of its batch.
 
     Args:
         predictions: [N, C] float scores.
@@ -234,9 +347,12 @@ def _perr_per_video(
 def _sorted_top(
     predictions: np.ndarray, labels: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's top-k classes, scores and label values, sorted by score descending."""
-    index, scores = top_k_per_row(predictions, max(k, 1), sort=True)
-    return index, scores, np.take_along_axis(labels, index, axis=1)
+    """Each row's top-k classes, scores and label values, ranked by the module's tie rule.
+
+    The rule is a total order, so the first j columns are the row's top-j for every j <= k.
+    """
+    index, scores = top_k_per_row(predictions, max(k, 1), sort=True, labels=labels)
+    return index, scores, _take(labels, index)
 
 
 def average_precision_by_class(
@@ -264,15 +380,18 @@ def average_precision_by_class(
     num_classes = positives.size
     sums = np.zeros(num_classes, np.float64)
     if hits.any():
-        # Group by class, then within a class count entries/hits scoring >= each hit, mirroring
-        # `pooled_average_precision` (same tie rule) without a Python loop over classes.
+        # Group by class, then rank within a class as `pooled_average_precision` (same tie
+        # rule: a run of tied entries ranks its misses first), without a Python loop.
+        scores = _nan_as_lowest(scores)
         order = np.lexsort((scores, classes))
         classes, scores, hits = classes[order], scores[order], hits[order]
         group_end = np.searchsorted(classes, classes, side="right")
-        first_ge = _first_index_ge(classes, scores)
-        rank = group_end - first_ge
+        run_start, run_end = _runs(classes, scores)
         hit_cum = np.concatenate([[0], np.cumsum(hits)])
-        positives_so_far = hit_cum[group_end] - hit_cum[first_ge]
+        run_hits = hit_cum[run_end] - hit_cum[run_start]
+        j = hit_cum[1:] - hit_cum[run_start]  # at a hit: its place among its run's hits
+        rank = group_end - run_start - run_hits + j
+        positives_so_far = hit_cum[group_end] - hit_cum[run_start] - run_hits + j
         precision = positives_so_far[hits] / rank[hits].astype(np.float64)
         sums = np.bincount(classes[hits], weights=precision, minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -280,12 +399,14 @@ def average_precision_by_class(
     return ap
 
 
-def _first_index_ge(classes: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """For entries sorted by (class, score), the first index of each one's (class, score) run."""
+def _runs(classes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For entries sorted by (class, score): start and end (exclusive) of each one's run."""
     new_run = np.ones(classes.size, bool)
     new_run[1:] = (classes[1:] != classes[:-1]) | (scores[1:] != scores[:-1])
     starts = np.flatnonzero(new_run)
-    return starts[np.cumsum(new_run) - 1]
+    ends = np.append(starts[1:], classes.size)
+    run = np.cumsum(new_run) - 1
+    return starts[run], ends[run]
 
 
 def mean_average_precision(
@@ -306,8 +427,8 @@ def mean_average_precision(
     """
     predictions, labels = _check_dense(predictions, labels)
     k = predictions.shape[1] if top_k is None else top_k
-    index, scores = top_k_per_row(predictions, k)
-    hits = np.take_along_axis(labels, index, axis=1) > 0
+    index, scores = top_k_per_row(predictions, k, labels=labels)
+    hits = _take(labels, index) > 0
     positives = np.sum(labels, axis=0, dtype=np.float64)
     return _nanmean(average_precision_by_class(index, scores, hits, positives))
 
@@ -322,6 +443,8 @@ class Evaluator:
 
     Memory is bounded by `top_k` per video: each batch is reduced to its top-k (score, class,
     hit) triplets plus per-class positive counts; Hit@1 and PERR are summed batch by batch.
+    Ties follow the module's rule, so any split into batches gives the values of `gap`,
+    `hit_at_one`, `perr` and `mean_average_precision` on all the videos at once.
 
     Args:
         num_classes: C, the width of every batch.
@@ -365,7 +488,8 @@ class Evaluator:
             )
         if len(predictions) == 0:
             return
-        # One sorted top-k pass serves GAP/mAP (first top_k columns) and PERR (first L columns).
+        # One ranked top-k pass serves GAP/mAP (first top_k columns), Hit@1 (first column) and
+        # PERR (first L columns): the tie rule is a total order, so each prefix is that top-j.
         num_labels = _num_labels(labels)
         index, scores, values = _sorted_top(
             predictions, labels, max(self.top_k, int(num_labels.max()))
@@ -375,7 +499,7 @@ class Evaluator:
         self._scores.append(np.ascontiguousarray(scores[:, :k]))
         self._hits.append(values[:, :k] > 0)
         self._positives += np.sum(labels, axis=0, dtype=np.float64)
-        self._hit_at_one_sum += hit_at_one(predictions, labels) * len(predictions)
+        self._hit_at_one_sum += float(np.sum(values[:, 0], dtype=np.float64))
         self._perr_sum += float(np.sum(_perr_per_video(index, scores, values, num_labels)))
         self._num_videos += len(predictions)
 

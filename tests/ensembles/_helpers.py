@@ -39,7 +39,7 @@ def dense_ensemble_gap(predictions, counts, labels, top_k=20):
         total += count * s
         listed |= ok
     total = np.where(listed, total, -np.inf)
-    index, scores = metrics.top_k_per_row(total, top_k)
+    index, scores = metrics.top_k_per_row(total, top_k, labels=labels)
     hits = np.take_along_axis(labels, index, axis=1) > 0
     return metrics.gap_topk(scores, hits, labels.sum(), top_k)
 

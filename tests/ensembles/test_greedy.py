@@ -166,3 +166,23 @@ def test_usage_errors():
     )
     with pytest.raises(UsageError, match="more than once"):
         GreedyEnsembler().fit({"a": duplicated, "b": models["model_1"]})
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("top_k", [3, 6])
+def test_tied_scores_follow_the_metrics_tie_rule(seed, top_k):
+    # Scores in steps of 1/8 (exact sums in float32 and float64) tie at every cut, inside a
+    # model and in the summed ensemble; the sparse search must give the dense reference
+    # (y8m.metrics' tie rule) exactly.
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((60, 12)) < 0.2).astype(np.float32)
+    models = {}
+    for m in range(3):
+        dense = np.round((rng.random((60, 12)) * 0.7 + 0.3 * labels * rng.random((60, 12))) * 8) / 8
+        models[f"model_{m}"] = sparse_from_dense(f"model_{m}", dense, 6, labels)
+    est = GreedyEnsembler(n_iter=4, top_k=top_k, chunk_size=7).fit(models)
+    reference = dense_greedy(models, labels, 4, top_k=top_k)
+    assert est.selection_ == [name for name, _ in reference]
+    np.testing.assert_allclose(
+        [h["gap"] for h in est.history_], [g for _, g in reference], atol=1e-9
+    )

@@ -134,3 +134,60 @@ def test_segment_submission_scores_segment_map(tmp_path):
         result = score_submission(sub, source, version=2019)
         assert result["map"] == pytest.approx(want)
         assert result["num_classes"] == 2
+
+
+def test_tie_at_the_cut_keeps_non_labels():
+    # "a" ties three classes at 0.5 and only class 3 is a label: the top-2 holds two misses
+    # (the tie rule of y8m.metrics), whatever their order in the file.
+    labels = pd.DataFrame({"id": ["a", "b"], "labels": [[3], [4]]})
+    scores = np.array([[0.5, 0.5, 0.5], [0.9, 0.5, 0.5]])
+    for classes in ([[3, 1, 2], [4, 5, 6]], [[1, 3, 2], [5, 6, 4]]):
+        result = video_gap(["a", "b"], np.array(classes), scores, labels, top_k=2)
+        # "b" keeps 0.9 (class 4 in the first layout, a hit) and one 0.5 miss.
+        hit_b = classes[1][0] == 4
+        assert result["hits"] == int(hit_b)
+        assert result["gap"] == pytest.approx(1 / 2 if hit_b else 0.0)
+
+
+def test_tied_scores_same_gap_everywhere(tmp_path, rng):
+    # Scores rounded to one decimal (written exactly by "%g"): ties at every top-20 cut and
+    # across videos. Evaluator over one or several batches, gap() and the scored CSV agree.
+    num_videos, num_classes = 80, 40
+    ids = random_ids(rng, num_videos)
+    labels = (rng.random((num_videos, num_classes)) < 0.12).astype(np.float64)
+    labels[:3, :25] = 1  # more labels than the cut
+    scores = np.round(rng.random(labels.shape) * 0.7 + 0.3 * labels * rng.random(labels.shape), 1)
+    want = metrics.gap(scores, labels, top_k=20)
+    for batch in (num_videos, 1, 13, 50):
+        evaluator = metrics.Evaluator(num_classes=num_classes, top_k=20)
+        for start in range(0, num_videos, batch):
+            evaluator.update(scores[start : start + batch], labels[start : start + batch])
+        assert evaluator.result()["gap"] == pytest.approx(want, abs=1e-12), batch
+    path = str(tmp_path / "tied.csv")
+    classes = np.broadcast_to(np.arange(num_classes), scores.shape)
+    formats.write_video_submission(path, ids, classes, scores, top_k=num_classes)
+    solution = pd.DataFrame({"id": ids, "labels": [np.flatnonzero(row).tolist() for row in labels]})
+    result = score_submission(path, solution)
+    assert result["gap"] == pytest.approx(want, abs=1e-12)
+    index, _ = metrics.top_k_per_row(scores, 20, labels=labels)
+    assert result["hits"] == int(np.take_along_axis(labels, index, axis=1).sum())
+    # Video order in the file does not matter.
+    formats.write_video_submission(path, ids[::-1], classes, scores[::-1], top_k=num_classes)
+    assert score_submission(path, solution)["gap"] == pytest.approx(want, abs=1e-12)
+
+
+def test_segment_topk_ties_do_not_depend_on_batching():
+    # Every rated class scores 0.5: each segment keeps the lowest class id (2), and class 2 keeps
+    # the lowest segment ids, however the segments are batched and ordered.
+    from submissions.segments import SegmentTopK
+
+    ids = [f"v{i}:0" for i in (4, 1, 3, 0, 2, 5)]
+    scores = np.full((6, 10), 0.5)
+    scores[:, 7] = 0.9  # not rated
+    for batches in ([6], [1, 5], [2, 2, 2], [5, 1]):
+        topk = SegmentTopK([5, 2, 9], max_per_class=2, top_k=1)
+        start = 0
+        for size in batches:
+            topk.update(ids[start : start + size], scores[start : start + size])
+            start += size
+        assert topk.result() == {2: ["v0:0", "v1:0"]}, batches

@@ -127,6 +127,15 @@ def inspect_(
         print(
             "top labels (class: videos): " + ", ".join(f"{c}: {n}" for c, n in report["top_labels"])
         )
+        if report.get("unlabelled_videos"):
+            print(
+                f"videos without labels (valid, as in test shards): {report['unlabelled_videos']}"
+            )
+        if report.get("problem_counts"):
+            print(
+                "problems by kind: "
+                + ", ".join(f"{k}: {n}" for k, n in sorted(report["problem_counts"].items()))
+            )
         for p in report["problems"]:
             print(f"problem: {p}")
     if not report["valid"]:

@@ -24,6 +24,7 @@ def bench_learn(
     base_learning_rate: float = 1e-3,
     seed: int = 0,
     output_dir: str | None = None,
+    precise_bn_batches: int = 200,
 ) -> dict:
     """Trains each model for the same number of steps on planted data; prints validation GAPs.
 
@@ -36,6 +37,7 @@ def bench_learn(
         base_learning_rate: Adam learning rate of models without their own in SMALL.
         seed: seed for data and weights.
         output_dir: where runs go (a temporary folder by default).
+        precise_bn_batches: as `y8m train` (0 shows what the lagging moving statistics give).
     """
     from y8m.data.synth import synthesize
     from y8m.run.evaluate import evaluate
@@ -59,6 +61,7 @@ def bench_learn(
             seed=int(seed),
             start_new_model=True,
             checkpoint_steps=int(steps),
+            precise_bn_batches=int(precise_bn_batches),
             **{"base_learning_rate": float(base_learning_rate), **SMALL.get(name, {})},
         )
         result = evaluate(
@@ -80,6 +83,7 @@ def bench_learn(
         "steps": int(steps),
         "batch_size": int(batch_size),
         "videos": int(videos),
+        "precise_bn_batches": int(precise_bn_batches),
         **{f"gap_{r['model']}": r["gap"] for r in rows},
     }
     print(json.dumps(figures))

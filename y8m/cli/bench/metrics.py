@@ -52,7 +52,7 @@ def bench_metrics(
     for start in range(0, videos, batch_size):
         predictions, labels = _batch(rng, min(batch_size, videos - start), classes)
         tick = time.perf_counter()
-        index, top = metrics.top_k_per_row(predictions, top_k)
+        index, top = metrics.top_k_per_row(predictions, top_k, labels=labels)
         scores.append(top)
         hits.append(np.take_along_axis(labels, index, axis=1))
         num_positives += int(labels.sum())
