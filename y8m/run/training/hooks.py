@@ -64,8 +64,12 @@ class JudgedWeightsHook(Hook):
         self.seed = int(seed)
         self.progress = progress
         self._copy = None
+        self._done_at = None
 
     def _refresh(self, loop: TrainLoop, step: int) -> None:
+        if self._done_at == step:  # the last step was also a validation step
+            return
+        self._done_at = step
         state = loop.state
         if self.num_batches <= 0 and judged.ema_averages(state.optimizer) is None:
             loop.judged_net = state.net
@@ -95,14 +99,19 @@ class ValidationHook(Hook):
         self.max_videos = int(max_videos)
         self.train_dir = train_dir
         self.writer = writer
+        self._last = None  # (step, gap) of the latest validation
 
     def _gap(self, loop: TrainLoop, step: int) -> float:
         import tensorflow as tf
+
+        if self._last and self._last[0] == step:
+            return self._last[1]
 
         gap = validation_gap(loop.judged_net, self.config, self.pattern, self.max_videos)
         rundir.append_history(self.train_dir, {"step": step, "validation_gap": gap})
         with self.writer.as_default(step=step):
             tf.summary.scalar("validation_gap", gap)
+        self._last = (step, gap)
         return gap
 
     def at_validation(self, loop: TrainLoop, step: int) -> None:
