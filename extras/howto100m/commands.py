@@ -221,6 +221,7 @@ class Commands:
         word2vec_limit: int = 0,
         device: str = "auto",
         output: str = "",
+        alignment: str = "official",
     ) -> dict:
         """CrossTask step localisation: one second per step, in order; recall per task.
 
@@ -236,6 +237,9 @@ class Commands:
             word2vec_limit: load only the first N words (0 = all).
             device: auto, cpu, cuda or cuda:N.
             output: also write recalls and the chosen seconds per video to this JSON file.
+            alignment: official (the CrossTask protocol: the dynamic program aligns the
+                log-softmax over steps of each second's similarities) or raw (it aligns the
+                similarities themselves).
         """
         from extras.howto100m.evaluate import evaluate_localization
         from extras.howto100m.localize import read_task_videos, read_tasks
@@ -260,13 +264,17 @@ class Commands:
             window,
             word2vec_limit,
             pick_device(device),
+            alignment=alignment,
         )
         for task, recall in sorted(result["tasks"].items()):
             print(f"task {task}: recall {100 * recall:.1f}")
-        print(f"average recall {100 * result['recall']:.1f} over {result['num_videos']} videos")
+        print(
+            f"average recall {100 * result['recall']:.1f} over {result['num_videos']} videos "
+            f"({alignment} alignment)"
+        )
         if output:
             _write_json(output, result)
-        return {k: result[k] for k in ("recall", "tasks", "num_videos", "skipped")}
+        return {k: result[k] for k in ("recall", "tasks", "num_videos", "skipped", "alignment")}
 
     def bench(
         self,

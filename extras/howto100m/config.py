@@ -38,6 +38,11 @@ class TrainConfig:
     margin: float = flag(0.1, "ranking margin delta.")
     negative_weighting: bool = flag(True, "fix the intra/inter-video negative ratio (eq. 5.5).")
     hard_negative_rate: float = flag(0.5, "p, the share of weight on same-video negatives.")
+    loss_weighting: str = flag(
+        "thesis",
+        "thesis (eq. 5.5 weights, mean over the negatives' weight) or reference (the reference "
+        "code's mask and its mean over all pairs, to reproduce its logs).",
+    )
     min_time: float = flag(
         5.0, "grow each caption over its neighbours to at least this many seconds."
     )
@@ -70,5 +75,12 @@ class TrainConfig:
             raise UsageError(
                 f"--hard_negative_rate must be in [0, 1), got {self.hard_negative_rate}"
             )
+        if self.loss_weighting not in ("thesis", "reference"):
+            raise UsageError(
+                f"--loss_weighting must be thesis or reference, got {self.loss_weighting!r}"
+            )
+        if self.loss_weighting == "reference" and self.negative_weighting:
+            if self.videos_per_batch < 2 and self.pairs_per_video > 1:
+                raise UsageError("--loss_weighting=reference needs --videos_per_batch >= 2")
         if not self.output_dir:
             raise UsageError("--output_dir is required")

@@ -19,7 +19,14 @@ from extras.howto100m.checkpoint import load_net
 from extras.howto100m.data import EvalPairs, PairMaker, PairOptions, usable_videos
 from extras.howto100m.features import FPS_2D, FPS_3D, FeatureStore, num_seconds, second_vectors
 from extras.howto100m.inference import embed_clips, embed_pairs, embed_sentences
-from extras.howto100m.localize import align_steps, read_annotation, step_hits, task_recalls
+from extras.howto100m.localize import (
+    ALIGNMENTS,
+    align_steps,
+    alignment_scores,
+    read_annotation,
+    step_hits,
+    task_recalls,
+)
 from extras.howto100m.model import Net
 from extras.howto100m.retrieval import retrieval_metrics
 from extras.howto100m.text import WordVectors
@@ -149,6 +156,7 @@ def localize_video(
     streams: Sequence,
     window: float = 1.0,
     device: str | torch.device = "cpu",
+    alignment: str = "official",
 ) -> np.ndarray:
     """The second given to each step of one video (see `align_steps`).
 
@@ -158,6 +166,8 @@ def localize_video(
         streams: the video's feature streams (`FeatureStore.load`).
         window: seconds pooled around each second.
         device: where to compute.
+        alignment: "official" (log-softmax over steps per second, as the CrossTask
+            evaluation) or "raw" (the similarities); see `localize.alignment_scores`.
 
     Returns:
         int64 [K] seconds, increasing.
@@ -168,7 +178,7 @@ def localize_video(
             f"a {len(seconds)} s video cannot hold {len(step_embedding)} ordered steps"
         )
     similarity = embed_clips(net, seconds, device) @ step_embedding.t()  # (T, K)
-    return align_steps(similarity.cpu().numpy())
+    return align_steps(alignment_scores(similarity.cpu().numpy(), alignment))
 
 
 def evaluate_localization(
@@ -183,16 +193,20 @@ def evaluate_localization(
     word2vec_limit: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    alignment: str = "official",
 ) -> dict:
     """CrossTask step localisation recall per task and averaged over tasks.
 
     Videos without an annotation file or features, or with fewer seconds than steps, are
-    skipped (and counted).
+    skipped (and counted). `alignment` chooses what the dynamic program aligns (see
+    `localize.alignment_scores`; "official" is the CrossTask protocol).
 
     Returns:
         {"recall": mean over tasks, "tasks": {task: recall}, "num_videos", "skipped",
-        "predictions": {task: {video: [seconds]}}}.
+        "alignment", "predictions": {task: {video: [seconds]}}}.
     """
+    if alignment not in ALIGNMENTS:
+        raise UsageError(f"--alignment must be one of {', '.join(ALIGNMENTS)}, got {alignment!r}")
     net, payload = load_net(checkpoint)
     saved = payload["data"]
     store = _store(saved, features_2d, features_3d)
@@ -217,7 +231,7 @@ def evaluate_localization(
         if num_seconds(streams) < len(tasks[task]):
             skipped += 1  # too short to hold one second per step
             continue
-        path = localize_video(net, step_embeddings[task], streams, window, device)
+        path = localize_video(net, step_embeddings[task], streams, window, device, alignment)
         truth = read_annotation(annotation, num_seconds(streams), len(tasks[task]))
         hits.setdefault(task, []).append(step_hits(truth, path))
         predictions.setdefault(task, {})[vid] = path.tolist()
@@ -229,5 +243,6 @@ def evaluate_localization(
         "tasks": recalls,
         "num_videos": sum(len(v) for v in hits.values()),
         "skipped": skipped,
+        "alignment": alignment,
         "predictions": predictions,
     }

@@ -4,6 +4,17 @@ Each second of a video is scored against the task's ordered step descriptions by
 similarity; a dynamic program gives every step exactly one second, in order; recall is the
 share of annotated steps whose chosen second lies inside one of their annotated intervals,
 summed over a task's videos (Zhukov et al., CVPR 2019).
+
+What the dynamic program aligns (`alignment_scores`):
+
+- "official" (the default): the CrossTask evaluation's input. Its `eval()` takes a
+  log-softmax over the steps of each frame's scores and its `dp` minimises the sum of
+  -log_softmax over the chosen (frame, step) cells, i.e. maximises
+  sum_k log_softmax(s[t_k, :])[k]. A second counts for a step by how much that step stands
+  out among the task's steps there, so a second that matches every step alike (a
+  close-up of the bench, the presenter talking) is not chosen for all of them.
+- "raw": the similarities themselves, sum_k s[t_k, k] (what y8m did before; a second's
+  overall similarity to the task then decides as much as which step it shows).
 """
 
 from __future__ import annotations
@@ -16,6 +27,27 @@ from collections.abc import Sequence
 import numpy as np
 
 from y8m.errors import UsageError
+
+ALIGNMENTS = ("official", "raw")
+
+
+def log_softmax_steps(scores: np.ndarray) -> np.ndarray:
+    """log_softmax over the steps (axis 1) of each slot's scores [T, K], in float64."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape[1] == 0:
+        return scores
+    top = scores.max(axis=1, keepdims=True)
+    return scores - (top + np.log(np.exp(scores - top).sum(axis=1, keepdims=True)))
+
+
+def alignment_scores(similarity: np.ndarray, alignment: str = "official") -> np.ndarray:
+    """What `align_steps` maximises for a [T, K] frame-step similarity (see the module
+    docstring): its per-frame log-softmax over steps ("official") or itself ("raw")."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}")
+    if alignment == "raw":
+        return np.asarray(similarity, dtype=np.float64)
+    return log_softmax_steps(similarity)
 
 
 def align_steps(scores: np.ndarray) -> np.ndarray:

@@ -77,7 +77,10 @@ def build_parts(net: Net, config: TrainConfig, device: torch.device) -> Parts:
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     loss_fn = MaxMarginRankingLoss(
-        config.margin, config.negative_weighting, config.hard_negative_rate
+        config.margin,
+        config.negative_weighting,
+        config.hard_negative_rate,
+        weighting=config.loss_weighting,
     )
     return Parts(net, net, optimizer, scheduler, loss_fn, device)
 

@@ -1,5 +1,5 @@
-"""Throughput of MIL-NCE training: the training step (the one `train` runs) and clip decoding
-from generated mp4s."""
+"""Throughput of MIL-NCE training: the training step (the one `train` runs), the BatchNorm
+re-estimation before checkpoints, and clip decoding from generated mp4s."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from extras.milnce.config import ModelConfig, TrainConfig
 from extras.milnce.data import NarratedClips, collate_narrated
 from extras.milnce.text import Tokenizer
 from extras.milnce.toy import make_toy_dataset
-from extras.milnce.train import build_parts, train_step
+from extras.milnce.train import build_parts, reestimate_bn, train_step
 from extras.runtime.device import pick_device
 from extras.runtime.timing import time_calls
 
@@ -33,10 +33,15 @@ def bench_model(
     warmup: int = 1,
     space_to_depth: bool = False,
     device: str = "auto",
+    precise_bn_batches: int = 5,
 ) -> dict:
     """Clips/s of the training step itself (`train.train_step`: S3D + text forward, MIL-NCE,
     backward, Adam, schedule) on a random batch as the loader gives it: uint8 clips
-    [batch_size, 3, num_frames, size, size] and [batch_size, num_candidates, max_words] words."""
+    [batch_size, 3, num_frames, size, size] and [batch_size, num_candidates, max_words] words.
+
+    Then seconds per 200 batches of BatchNorm re-estimation (`train.reestimate_bn`, what
+    `--precise_bn_batches=200` adds before each checkpoint, decoding not included), timed over
+    `precise_bn_batches` batches of that shape and scaled to 200 (0 skips it)."""
     torch_device = pick_device(device)
     model = build_model(ModelConfig(space_to_depth=space_to_depth, num_embeddings=10_000))
     config = TrainConfig(train_dir="", videos="", captions="", lr=1e-4, warmup_steps=0)
@@ -50,11 +55,23 @@ def bench_model(
         batch = {name: tensor.pin_memory() for name, tensor in batch.items()}
     timings = time_calls(lambda: train_step(parts, batch), steps, warmup, torch_device)
     seconds = float(np.median(timings))
-    return {
+    figures = {
         "train_clips_per_s": batch_size / seconds,
         "train_step_s": seconds,
         "device": str(torch_device),
+        "precise_bn_batches": precise_bn_batches,
+        "precise_bn_s_per_200_batches": None,
     }
+    if precise_bn_batches > 0:
+        batches = [batch] * precise_bn_batches
+        (bn_seconds,) = time_calls(
+            lambda: reestimate_bn(model, batches, precise_bn_batches, torch_device, False),
+            steps=1,
+            warmup=0,
+            device=torch_device,
+        )
+        figures["precise_bn_s_per_200_batches"] = bn_seconds / precise_bn_batches * 200
+    return figures
 
 
 def bench_loader(
@@ -135,8 +152,9 @@ def run_bench(
     video_height: int = 256,
     video_width: int = 320,
     video_seconds: float = 8.0,
+    precise_bn_batches: int = 5,
 ) -> dict:
-    """Runs both measurements, prints a table and, last, one JSON line of the figures."""
+    """Runs the measurements, prints a table and, last, one JSON line of the figures."""
     if threads:
         torch.set_num_threads(threads)
     figures = {
@@ -148,6 +166,7 @@ def run_bench(
             warmup=warmup,
             space_to_depth=space_to_depth,
             device=device,
+            precise_bn_batches=precise_bn_batches,
         ),
         **bench_loader(
             batch_size=batch_size,
@@ -175,6 +194,12 @@ def run_bench(
             f"{figures['train_clips_per_s']:.2f}",
         ),
         ("S3D train step (s/step)", f"{figures['train_step_s']:.3f}"),
+        (
+            f"precise BN, {precise_bn_batches} batches timed (s per 200 batches)",
+            "-"
+            if figures["precise_bn_s_per_200_batches"] is None
+            else f"{figures['precise_bn_s_per_200_batches']:.1f}",
+        ),
         (
             f"loader, {num_workers} workers (decoded clips/s)",
             f"{figures['loader_clips_per_s']:.2f}",

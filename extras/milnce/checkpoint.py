@@ -121,7 +121,7 @@ def load_model(
     model.load_state_dict(state_dict, strict=True)
     model.to(device).eval()
     if "model_config" in state:
-        skip = ("state_dict", "optimizer", "scheduler", "tokenizer")
+        skip = ("state_dict", "optimizer", "scheduler", "tokenizer", "bn_training_stats")
         meta = {k: v for k, v in state.items() if k not in skip}
     else:
         meta = {"model_config": dataclasses.asdict(config), "source": "state_dict"}

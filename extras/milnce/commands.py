@@ -21,6 +21,12 @@ def _check_positive(**flags: float) -> None:
             raise UsageError(f"--{name} must be > 0, got {value!r}")
 
 
+def _check_not_negative(**flags: int) -> None:
+    for name, value in flags.items():
+        if value is None or value < 0:
+            raise UsageError(f"--{name} must be >= 0, got {value!r}")
+
+
 def _write_json(path: str, result: dict) -> None:
     from y8m.fileio import atomic_open
 
@@ -75,6 +81,7 @@ class Commands:
         num_workers: int = 2,
         device: str = "auto",
         progress: bool = True,
+        precise_bn_batches: int = 200,
     ) -> dict:
         """Embeds videos (mean over windows) or sentences into a .npy matrix.
 
@@ -94,6 +101,9 @@ class Commands:
             num_workers: decoding processes.
             device: auto, cpu or cuda.
             progress: show a progress bar.
+            precise_bn_batches: for a checkpoint saved without re-estimated BatchNorm
+                statistics, re-estimate them over this many batches of its training data
+                first (0 = use the stored running averages).
         """
         if not checkpoint or not output:
             raise UsageError("--checkpoint and --output are required")
@@ -105,18 +115,21 @@ class Commands:
         _check_positive(
             num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
         )
+        _check_not_negative(precise_bn_batches=precise_bn_batches)
         import numpy as np
 
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import ClipWindows
         from extras.milnce.inference import embed_sentences, extract_windows
+        from extras.milnce.precise_bn import ensure_precise_bn
         from extras.runtime.device import pick_device
         from y8m.fileio import atomic_open, atomic_path, expand_pattern
 
-        model, tokenizer, _ = load_model(
+        torch_device = pick_device(device)
+        model, tokenizer, meta = load_model(
             checkpoint,
             dictionary or None,
-            device=pick_device(device),
+            device=torch_device,
             require_dictionary=bool(sentences),
         )
         if sentences:
@@ -128,6 +141,15 @@ class Commands:
             skipped: list[str] = []
         else:
             paths = expand_pattern(videos, "videos")
+            ensure_precise_bn(
+                model,
+                meta,
+                tokenizer,
+                int(precise_bn_batches),
+                torch_device,
+                int(num_workers),
+                progress,
+            )
             dataset = ClipWindows(
                 paths,
                 num_windows=int(num_windows),
@@ -174,6 +196,7 @@ class Commands:
         num_workers: int = 2,
         device: str = "auto",
         progress: bool = True,
+        precise_bn_batches: int = 200,
     ) -> dict:
         """Zero-shot text->video and video->text retrieval (R@1/5/10, median rank) over a clip set.
 
@@ -192,19 +215,34 @@ class Commands:
             num_workers: decoding processes.
             device: auto, cpu or cuda.
             progress: show a progress bar.
+            precise_bn_batches: for a checkpoint saved without re-estimated BatchNorm
+                statistics, re-estimate them over this many batches of its training data
+                first (0 = use the stored running averages).
         """
         if not checkpoint or not clips:
             raise UsageError("--checkpoint and --clips are required")
         _check_positive(
             num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
         )
+        _check_not_negative(precise_bn_batches=precise_bn_batches)
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import read_clip_csv
         from extras.milnce.evaluate import evaluate_retrieval
+        from extras.milnce.precise_bn import ensure_precise_bn
         from extras.runtime.device import pick_device
 
         table = read_clip_csv(clips, video_root)
-        model, tokenizer, _ = load_model(checkpoint, dictionary or None, device=pick_device(device))
+        torch_device = pick_device(device)
+        model, tokenizer, meta = load_model(checkpoint, dictionary or None, device=torch_device)
+        ensure_precise_bn(
+            model,
+            meta,
+            tokenizer,
+            int(precise_bn_batches),
+            torch_device,
+            int(num_workers),
+            progress,
+        )
         result = evaluate_retrieval(
             model,
             tokenizer,
@@ -249,6 +287,7 @@ class Commands:
         num_workers: int = 2,
         device: str = "auto",
         progress: bool = True,
+        precise_bn_batches: int = 200,
     ) -> dict:
         """Linear-probe action recognition: linear SVM on frozen mixed_5c features, top-1 per split.
 
@@ -267,17 +306,22 @@ class Commands:
             num_workers: decoding processes.
             device: auto, cpu or cuda.
             progress: show a progress bar.
+            precise_bn_batches: for a checkpoint saved without re-estimated BatchNorm
+                statistics, re-estimate them over this many batches of its training data
+                first (0 = use the stored running averages).
         """
         if not checkpoint or not labels:
             raise UsageError("--checkpoint and --labels are required")
         _check_positive(num_windows=num_windows, num_frames=num_frames, C=C, batch_size=batch_size)
         if fps < 0:
             raise UsageError(f"--fps must be >= 0 (0 = native rate), got {fps}")
+        _check_not_negative(precise_bn_batches=precise_bn_batches)
         import numpy as np
 
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import ClipWindows
         from extras.milnce.inference import extract_windows
+        from extras.milnce.precise_bn import ensure_precise_bn
         from extras.milnce.probe import probe_split, read_label_csv
         from extras.runtime.device import pick_device
 
@@ -288,7 +332,19 @@ class Commands:
             if unknown:
                 raise UsageError(f"--splits {unknown} not in {labels!r} (has {split_names})")
             split_names = wanted
-        model, _, _ = load_model(checkpoint, device=pick_device(device), require_dictionary=False)
+        torch_device = pick_device(device)
+        model, tokenizer, meta = load_model(
+            checkpoint, device=torch_device, require_dictionary=False
+        )
+        ensure_precise_bn(
+            model,
+            meta,
+            tokenizer,
+            int(precise_bn_batches),
+            torch_device,
+            int(num_workers),
+            progress,
+        )
         dataset = ClipWindows(
             table["path"].tolist(),
             num_windows=int(num_windows),
@@ -378,10 +434,12 @@ class Commands:
         num_workers: int = 2,
         loader_batches: int = 8,
         threads: int = 0,
+        precise_bn_batches: int = 5,
     ) -> None:
-        """Benchmarks MIL-NCE training: S3D train-step clips/s and the loader's decoded clips/s.
+        """Benchmarks MIL-NCE training: S3D step clips/s, BatchNorm re-estimation, loader clips/s.
 
-        Prints a table, then one JSON line (train_clips_per_s, loader_clips_per_s, ...).
+        Prints a table, then one JSON line (train_clips_per_s, precise_bn_s_per_200_batches,
+        loader_clips_per_s, ...).
 
         Args:
             batch_size: clips per step and per loader batch.
@@ -395,6 +453,8 @@ class Commands:
             num_workers: loader decoding processes.
             loader_batches: timed loader batches.
             threads: torch CPU threads (0 = torch's default).
+            precise_bn_batches: batches of BatchNorm re-estimation timed (the figure is
+                seconds per 200 batches; 0 skips it).
         """
         _check_positive(
             batch_size=batch_size,
@@ -404,8 +464,10 @@ class Commands:
             num_videos=num_videos,
             loader_batches=loader_batches,
         )
-        if warmup < 0 or num_workers < 0 or threads < 0:
-            raise UsageError("--warmup, --num_workers and --threads must be >= 0")
+        if warmup < 0 or num_workers < 0 or threads < 0 or precise_bn_batches < 0:
+            raise UsageError(
+                "--warmup, --num_workers, --threads and --precise_bn_batches must be >= 0"
+            )
         if num_videos < batch_size:
             raise UsageError(f"--num_videos ({num_videos}) must be >= --batch_size ({batch_size})")
         from extras.milnce.bench import run_bench
@@ -422,4 +484,5 @@ class Commands:
             num_workers=int(num_workers),
             loader_batches=int(loader_batches),
             threads=int(threads),
+            precise_bn_batches=int(precise_bn_batches),
         )

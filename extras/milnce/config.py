@@ -64,6 +64,11 @@ class TrainConfig:
     seed: int = flag(1, "random seed (sampling depends only on seed, epoch and video index).")
     checkpoint_every: int = flag(1, "save every this many epochs (and always after the last).")
     keep_checkpoints: int = flag(10, "newest checkpoints kept.")
+    precise_bn_batches: int = flag(
+        200,
+        "before each checkpoint, set BatchNorm statistics to exact averages over this many "
+        "training batches (PreciseBN; fewer if an epoch has fewer); 0 keeps the running averages.",
+    )
     device: str = flag("auto", "auto, cpu, cuda or cuda:N.")
     progress: bool = flag(True, "show a progress bar.")
 

@@ -8,6 +8,12 @@ build the model and optimizer (`build_parts`), restore, then per epoch the steps
 which `y8m bench milnce` also times) and the end of the epoch (record, checkpoint), and last
 the summary. Features such as an EMA of the weights attach as `Hooks`
 (`extras.runtime.hooks`) rather than as branches of this loop.
+
+Before each checkpoint the BatchNorm statistics are re-estimated (`--precise_bn_batches`,
+`reestimate_bn`): the checkpoint's `state_dict` holds exact averages over that many training
+batches, which eval, embed and probe use, and `bn_training_stats` holds the running averages
+the training had, which a resumed run loads back, so that it continues exactly as an
+uninterrupted one (whose model never sees the re-estimated values).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from extras.runtime import distributed
 from extras.runtime.checkpoints import restore_training, training_state
 from extras.runtime.distributed import Distributed, all_gather_with_grad
 from extras.runtime.hooks import Hooks
+from extras.runtime.precise_bn import load_running_stats, recompute_bn_stats, running_stats
 from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
@@ -158,7 +165,7 @@ def _train(config: TrainConfig, model_config: ModelConfig, place: Distributed, h
     _validate(config, place.world_size)
     resume, tokenizer, model_config = _start_state(config, model_config)
     torch.manual_seed(config.seed)
-    data = _build_data(config, tokenizer, place)
+    data = build_data(config, tokenizer, place)
     model = _build_model(config, model_config, tokenizer, resume, place)
     parts = build_parts(model, config, data.steps_per_epoch * config.epochs, place.device)
     run = Run(config, model_config, tokenizer, place, data, parts, hooks)
@@ -185,6 +192,8 @@ def _validate(config: TrainConfig, world_size: int) -> None:
             raise UsageError(f"--{name} must be >= 1, got {getattr(config, name)}")
     if config.fps <= 0:
         raise UsageError(f"--fps must be > 0, got {config.fps}")
+    if config.precise_bn_batches < 0:
+        raise UsageError(f"--precise_bn_batches must be >= 0, got {config.precise_bn_batches}")
 
 
 def _start_state(
@@ -208,7 +217,7 @@ def _start_state(
     return None, tokenizer, model_config
 
 
-def _build_data(config: TrainConfig, tokenizer: Tokenizer, place: Distributed) -> _Data:
+def build_data(config: TrainConfig, tokenizer: Tokenizer, place: Distributed) -> _Data:
     """The captioned videos, their clips and the loader of this process's share of them."""
     paths = list_videos(config.videos, config.video_root)
     store = CaptionStore(config.captions)
@@ -287,6 +296,8 @@ def _restore(run: Run, resume: tuple[str, dict] | None) -> None:
         return
     path, state = resume
     restore_training(state, run.parts.model, run.parts.optimizer, run.parts.scheduler)
+    if state.get("bn_training_stats"):  # the running averages, not the re-estimated ones
+        load_running_stats(run.parts.model, state["bn_training_stats"])
     run.epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
     run.checkpoint = run.resumed_from = path
     run.hooks("at_restore", run, payload=state)
@@ -368,8 +379,49 @@ def _end_epoch(run: Run, losses: list[float], skipped: int, speed: Throughput) -
     distributed.barrier(run.place)
 
 
+def reestimate_bn(
+    model: nn.Module,
+    batches,
+    num_batches: int,
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "precise BN",
+) -> int:
+    """Sets the BatchNorm statistics of S3D's video network to exact averages over
+    `num_batches` loader batches (`extras.runtime.precise_bn.recompute_bn_stats`). The text
+    branch has no BatchNorm, so only the videos go through. Returns the batches used."""
+
+    def forward(batch: dict) -> None:
+        model(batch["video"].to(device, non_blocking=True).float().div_(255.0))
+
+    return recompute_bn_stats(model, batches, forward, num_batches, progress, desc)
+
+
+def _precise_bn(run: Run) -> tuple[dict | None, dict, dict]:
+    """(record, re-estimated buffers, training buffers) for the checkpoint; the model keeps
+    its training buffers. The global RNG is left as it was, so training does not change."""
+    config, model = run.config, run.parts.model
+    if config.precise_bn_batches == 0:
+        return None, {}, {}
+    training = running_stats(model)
+    with torch.random.fork_rng(devices=[]):
+        used = reestimate_bn(
+            model,
+            run.data.loader,
+            config.precise_bn_batches,
+            run.parts.device,
+            progress=config.progress,
+            desc=f"precise BN, epoch {run.epoch}",
+        )
+    precise = running_stats(model)
+    load_running_stats(model, training)
+    record = {"batches": used, "clips_per_batch": config.batch_size // run.place.world_size}
+    return record, precise, training
+
+
 def _save(run: Run) -> None:
     path = CHECKPOINTS.path(run.config.train_dir, run.epoch)
+    record, precise, training = _precise_bn(run)
     payload = {
         "epoch": run.epoch,
         "step": run.step,
@@ -381,8 +433,12 @@ def _save(run: Run) -> None:
         },
         "train_config": dataclasses.asdict(run.config),
         "history": run.history,
+        "world_size": run.place.world_size,
         **training_state(run.parts.model, run.parts.optimizer, run.parts.scheduler),
+        "precise_bn": record,  # None: the statistics are training's running averages
+        "bn_training_stats": training,
     }
+    payload["state_dict"] = {**payload["state_dict"], **precise}
     run.hooks("at_checkpoint", run, payload=payload)
     save_checkpoint(payload, path, keep=run.config.keep_checkpoints)
     run.checkpoint = path

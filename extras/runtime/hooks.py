@@ -1,9 +1,11 @@
 """Named points of a training loop where features attach without branching the loop.
 
 An exponential moving average of the weights would add itself `after_step` (update),
-`at_checkpoint` (save its weights), `at_restore` (load them) and `at_end`; precise BatchNorm
-statistics would run `after_epoch`, before the checkpoint. Each extra's loop passes its own run
-object (parts and progress) and, per point, the keyword arguments listed in `POINTS`.
+`at_checkpoint` (save its weights), `at_restore` (load them) and `at_end`. (Precise BatchNorm
+statistics, `extras.runtime.precise_bn`, are a part of the MIL-NCE loop itself, because they
+change the checkpoint's own `state_dict`: `at_checkpoint` sees them already in the payload.)
+Each extra's loop passes its own run object (parts and progress) and, per point, the keyword
+arguments listed in `POINTS`.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@
 Keras keeps batch-norm population statistics as moving averages with momentum 0.99: after a
 few hundred steps they still hold most of their initial values, so a short or fine-tuning run
 evaluates with statistics that belong to no weights it ever had. Here every batch-norm layer's
-mean and variance are replaced by the exact average of its batch statistics over N training
-batches, taken in training mode (masked frames excluded, as in training), weights untouched.
+mean and variance are replaced by the population statistics of N training batches, taken in
+training mode (masked frames excluded, as in training), weights untouched: the mean is the
+average of the batch means, the variance is pooled as PySlowFast does,
+`E_b[var_b + mean_b^2] - mean^2`, so the spread of the batch means counts too (the extras'
+torch version follows the same rule).
 
-The averaging uses Keras' own update with momentum 0, which leaves the moving statistics equal
-to the last batch's; reading them after each batch and averaging in float64 gives the exact
-mean over batches without reimplementing the layer's masked moments.
+The batch moments come from Keras' own update with momentum 0, which leaves the moving
+statistics equal to the last batch's; reading them after each batch and averaging in float64
+gives the statistics without reimplementing the layer's masked moments.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def batch_norm_layers(model) -> list:
 
 
 def estimate(model, batches, num_batches: int, progress: bool = True) -> dict:
-    """Sets every batch-norm layer's moving mean and variance to the average of its batch
-    statistics over `num_batches` of `batches` (fewer if they run out).
+    """Sets every batch-norm layer's moving mean and variance to the population statistics of
+    `num_batches` of `batches` (fewer if they run out): the mean of the batch means and the
+    pooled variance `mean_b(var_b + mean_b^2) - mean^2`.
 
     Args:
         model: a Keras model (changed in place: only batch-norm moving statistics).
@@ -59,9 +63,10 @@ def estimate(model, batches, num_batches: int, progress: bool = True) -> dict:
                    disable=not progress, dynamic_ncols=True)  # fmt: skip
         for inputs in batches:
             forward(inputs)
-            for layer, (mean, var) in zip(layers, sums):
-                mean += np.asarray(layer.moving_mean, np.float64)
-                var += np.asarray(layer.moving_variance, np.float64)
+            for layer, (mean, square) in zip(layers, sums):
+                batch_mean = np.asarray(layer.moving_mean, np.float64)
+                mean += batch_mean
+                square += np.asarray(layer.moving_variance, np.float64) + batch_mean**2
             used += 1
             bar.update(1)
             if used >= num_batches:
@@ -71,9 +76,11 @@ def estimate(model, batches, num_batches: int, progress: bool = True) -> dict:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     if used:
-        for layer, (mean, var) in zip(layers, sums):
-            layer.moving_mean.assign((mean / used).astype(layer.moving_mean.dtype))
-            layer.moving_variance.assign((var / used).astype(layer.moving_variance.dtype))
+        for layer, (mean, square) in zip(layers, sums):
+            mean, square = mean / used, square / used
+            variance = np.maximum(square - mean**2, 0.0)
+            layer.moving_mean.assign(mean.astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign(variance.astype(layer.moving_variance.dtype))
     return {"batches": used, "layers": len(layers), "seconds": time.perf_counter() - t0}
 
 

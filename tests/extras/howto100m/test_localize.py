@@ -1,10 +1,13 @@
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 from extras.howto100m.localize import (
     align_steps,
+    alignment_scores,
+    log_softmax_steps,
     read_annotation,
     read_task_videos,
     read_tasks,
@@ -92,3 +95,65 @@ def test_bad_task_file(tmp_path):
         read_tasks(str(tasks))
     with pytest.raises(UsageError, match="not found"):
         read_tasks(str(tmp_path / "none.txt"))
+
+
+# What the DP aligns: the official CrossTask evaluation takes -log_softmax over the steps of
+# each frame's scores; "raw" aligns the similarities themselves.
+# Second 0 matches both steps alike (0.9, 0.9); second 1 shows step 0, second 2 step 1.
+GENERIC_FIRST = np.array([[0.9, 0.9], [0.6, 0.0], [0.0, 0.5]])
+
+
+def _log_softmax_by_definition(scores):
+    """log(exp(s_tk) / sum_j exp(s_tj)), one cell at a time."""
+    return np.array(
+        [[math.log(math.exp(v) / sum(math.exp(u) for u in row)) for v in row] for row in scores]
+    )
+
+
+def _brute_force(cost):
+    """The ordered one-slot-per-step assignment of least total cost, by enumeration."""
+    num_slots, num_steps = cost.shape
+    return min(
+        itertools.combinations(range(num_slots), num_steps),
+        key=lambda ts: sum(cost[t, k] for k, t in enumerate(ts)),
+    )
+
+
+def test_official_and_raw_alignments_differ_where_a_second_matches_every_step():
+    raw = align_steps(alignment_scores(GENERIC_FIRST, "raw"))
+    official = align_steps(alignment_scores(GENERIC_FIRST, "official"))
+    # raw: 0.9 + 0.5 at (0, 2) beats 0.6 + 0.5 at (1, 2); log-softmax: second 0 says nothing
+    # about which step it shows (log 1/2 each), second 1 singles out step 0.
+    assert raw.tolist() == [0, 2] and official.tolist() == [1, 2]
+    assert official.tolist() == align_steps(alignment_scores(GENERIC_FIRST)).tolist()  # default
+    truth = np.zeros((3, 2), dtype=np.uint8)
+    truth[1, 0] = truth[2, 1] = 1
+    assert step_hits(truth, raw) == (1, 2) and step_hits(truth, official) == (2, 2)
+
+
+def test_official_alignment_ignores_a_per_second_offset_raw_does_not():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(9, 3))
+    shifted = scores + rng.normal(scale=3.0, size=(9, 1))  # e.g. a second's overall brightness
+    official = align_steps(alignment_scores(scores))
+    assert align_steps(alignment_scores(shifted)).tolist() == official.tolist()
+    assert align_steps(alignment_scores(shifted, "raw")).tolist() != align_steps(scores).tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_official_alignment_is_the_crosstask_definition(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(scale=2.0, size=(7, 3))
+    log_softmax = _log_softmax_by_definition(scores)
+    np.testing.assert_allclose(log_softmax_steps(scores), log_softmax, atol=1e-12)
+    # CrossTask's dp minimises the sum of -log_softmax over one frame per step, in order.
+    expected = _brute_force(-log_softmax)
+    assert tuple(align_steps(alignment_scores(scores, "official"))) == expected
+    assert tuple(align_steps(alignment_scores(scores, "raw"))) == _brute_force(-scores)
+
+
+def test_alignment_names_are_checked():
+    with pytest.raises(ValueError, match="official"):
+        alignment_scores(GENERIC_FIRST, "softmax")
+    assert log_softmax_steps(np.zeros((4, 0))).shape == (4, 0)
+    assert np.isfinite(log_softmax_steps(np.array([[1000.0, -1000.0]]))).all()

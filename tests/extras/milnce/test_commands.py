@@ -194,11 +194,10 @@ def _brute_force_ranks(similarity):
 
 def test_eval_ranks_clips_against_the_whole_set(trained, corpus, tmp_path):
     names = sorted(COLOURS)
-    # Measured batch-norm statistics: with the 8-step run's own, the clips' embeddings differ
-    # by ~1e-9 and the ranks would be decided by float noise (see _calibrated_checkpoint).
-    train_dir = _calibrated_checkpoint(
-        trained[0], sorted(corpus.glob("videos/*.mp4")), tmp_path / "calibrated.pth.tar"
-    )
+    # The checkpoint's BatchNorm statistics were re-estimated (--precise_bn_batches): with the
+    # 8-step run's running averages the clips' embeddings would differ by ~1e-9 and the ranks
+    # would be decided by float noise.
+    train_dir = str(trained[0])
     duration, _ = video_info(str(corpus / "videos" / "red.mp4"))
     clips = tmp_path / "clips.csv"
     rows = [{"video_id": n, "start": 0.0, "end": duration, "text": f"the {n} one"} for n in names]
@@ -240,39 +239,13 @@ def test_eval_ranks_clips_against_the_whole_set(trained, corpus, tmp_path):
         assert metrics["median_rank"] == pytest.approx(np.median(ranks) + 1)
 
 
-def _calibrated_checkpoint(train_dir, videos, path):
-    """The trained checkpoint with BatchNorm statistics measured on `videos`.
-
-    After 8 steps the running statistics are still mostly their initial values, so in eval
-    mode the colour differences fade to ~1e-9 by mixed_5c; measured statistics keep them, as
-    a fully trained model's do.
-    """
-    state = torch.load(train_dir / "epoch0008.pth.tar", weights_only=True)
-    from extras.milnce.checkpoint import build_model
-
-    model = build_model(state["model_config"])
-    model.load_state_dict(state["state_dict"])
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average
-    clips = [decode_windows(str(v), [0.0, 1.0], 8, 10, 64) for v in videos]
-    model.train()
-    with torch.no_grad():
-        model(torch.from_numpy(np.concatenate(clips)).float() / 255)
-    state["state_dict"] = model.state_dict()
-    torch.save(state, path)
-    return str(path)
-
-
 def test_probe_separates_colours(trained, corpus, tmp_path):
     names = sorted(COLOURS)
     rows = [{"video_id": n, "label": n, "split1": 1, "split2": 2} for n in names]
     rows += [{"video_id": f"{n}2", "label": n, "split1": 2, "split2": 1} for n in names]
     labels = tmp_path / "labels.csv"
     pd.DataFrame(rows).to_csv(labels, index=False)
-    videos = sorted(corpus.glob("videos/*.mp4")) + sorted(corpus.glob("heldout/*.mp4"))
-    checkpoint = _calibrated_checkpoint(trained[0], videos, tmp_path / "calibrated.pth.tar")
+    checkpoint = str(trained[0])  # statistics re-estimated by train (--precise_bn_batches)
     result = Commands().probe(
         checkpoint=checkpoint,
         labels=str(labels),
@@ -371,6 +344,7 @@ def test_toy_and_bench_smoke(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == figures
     assert figures["train_clips_per_s"] > 0 and figures["loader_clips_per_s"] > 0
+    assert figures["precise_bn_s_per_200_batches"] > 0 and figures["precise_bn_batches"] == 5
     assert figures["loader_skipped"] == 0
 
 

@@ -44,7 +44,8 @@ def _masked_moments(x, mask):
 
 def _reference_statistics(model, batches):
     """Runs training-mode forward passes eagerly, recording every batch-norm layer's input and
-    mask, and returns the average of the per-batch moments for each layer."""
+    mask, and returns each layer's population statistics over the batches: the mean of the
+    batch means and the pooled variance mean_b(var_b + mean_b^2) - mean^2."""
     from y8m.run.precise_bn import batch_norm_layers
 
     layers = batch_norm_layers(model)
@@ -64,10 +65,13 @@ def _reference_statistics(model, batches):
     finally:
         for layer in layers:
             layer.call = originals[id(layer)]
-    return [
-        (np.mean([m for m, _ in seen[id(layer)]], 0), np.mean([v for _, v in seen[id(layer)]], 0))
-        for layer in layers
-    ]
+    statistics = []
+    for layer in layers:
+        means = np.array([m for m, _ in seen[id(layer)]])
+        variances = np.array([v for _, v in seen[id(layer)]])
+        mean = means.mean(0)
+        statistics.append((mean, (variances + means**2).mean(0) - mean**2))
+    return statistics
 
 
 def test_reported_gap_uses_precise_batch_norm_statistics(synth_dir, tmp_path):
