@@ -128,7 +128,7 @@ def test_precise_statistics_equal_the_definition_on_the_same_batches(synth_dir, 
     figures = estimate(net, batches, 6, progress=False)
     assert figures["batches"] == 6 and figures["layers"] == len(batch_norm_layers(net)) >= 3
     got = [
-        (np.asarray(l.moving_mean), np.asarray(l.moving_variance)) for l in batch_norm_layers(net)
+        (np.asarray(b.moving_mean), np.asarray(b.moving_variance)) for b in batch_norm_layers(net)
     ]
     # Same weights, same batches, recorded in eager training mode: the definition's moments.
     # (Earlier batch norms use batch statistics in training mode, so later layers' inputs
@@ -218,7 +218,6 @@ def test_checkpoint_choice_best_and_step(synth_dir, tmp_path, capsys):
 def test_damaged_newest_checkpoint_falls_back_in_eval_predict_and_resume(
     synth_dir, tmp_path, capsys
 ):
-    from y8m.run import rundir
     from y8m.run.evaluate import evaluate
     from y8m.run.predict import predict
 
