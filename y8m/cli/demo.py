@@ -83,6 +83,18 @@ def run_demo(
     from submissions.score import score_submission
 
     test_gap = score_submission(submission, os.path.join(data, "test_solution.csv"))["gap"]
+    _print_report(report, statistics, figures, submission, check, test_gap, t0)
+    ens_gap = figures.get("validation_gap", figures.get("gap"))
+    return {
+        "models": report,
+        "precise_bn_batches": statistics,
+        "ensemble_gap": ens_gap,
+        "test_gap": test_gap,
+        "submission": submission,
+    }
+
+
+def _print_report(report, statistics, figures, submission, check, test_gap, t0) -> None:
     print("\ndemo report")
     print(f"{'model':<16} {'validation GAP':>15}  batch-norm statistics")
     for name, gap in report.items():
@@ -97,10 +109,3 @@ def run_demo(
         f"submission {submission}: valid ({check.get('rows', check.get('num_rows', '?'))} videos), "
         f"test GAP {test_gap:.4f}; {time.perf_counter() - t0:.0f} s in all"
     )
-    return {
-        "models": report,
-        "precise_bn_batches": statistics,
-        "ensemble_gap": ens_gap,
-        "test_gap": test_gap,
-        "submission": submission,
-    }

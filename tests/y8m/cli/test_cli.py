@@ -117,4 +117,6 @@ def test_merge_with_no_parts_is_one_line(capsys, tmp_path):
 def test_unknown_flag_of_an_extras_command_is_one_line(group, capsys):
     command = {"milnce": "train", "howto100m": "train", "bcfw": "solve"}[group]
     code, _, err = _run(["extras", group, command, "--bogus=1"], capsys)
-    assert code == 2 and err.startswith(f"error: unknown flag --bogus for 'y8m extras {group} {command}'")
+    assert code == 2 and err.startswith(
+        f"error: unknown flag --bogus for 'y8m extras {group} {command}'"
+    )
