@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -16,10 +17,10 @@ from ensembles.recipe import (
     load_recipe,
     make_recipe,
     plot_history,
-    save_recipe,
 )
 from y8m.data import specs
-from y8m.errors import UsageError
+from y8m.errors import UsageError, choice, integer, number
+from y8m.fileio import atomic_files, check_files, recover_files
 from y8m.predictions import Predictions
 
 __all__ = ["Commands", "ensemble"]
@@ -60,23 +61,29 @@ def ensemble(
         output_file, recipe, plot, num_test_videos.
     """
     release = _video_release(version)
-    top_k, greedy = _positive_int(top_k, "top_k"), _positive_int(greedy, "greedy")
+    top_k = _positive_int(top_k, "top_k", maximum=release.num_classes)
+    greedy = _positive_int(greedy, "greedy")
     replay = recipe is not None
-    method, weight_map, top_k, test = _choose_method(method, weights, recipe, top_k, test)
+    method, weight_map, top_k, test, copies = _choose_method(method, weights, recipe, top_k, test)
     validation_files, test_files = _read_inputs(validation, test, method, replay)
     if method == "greedy" and not replay:
         fit = _fit_greedy(validation_files, greedy, not no_replacement, top_k, release)
     else:
         fit = _fixed_weights(weight_map, validation_files, test_files, method, top_k, release)
-    output_path, num_test_videos = _write_test_submission(
-        test_files, fit.weights, method, top_k, release, output_file, gzip
-    )
-    recipe_path = plot_path = None
+    combined = _combine_test(test_files, fit.weights, method, top_k, release)
+    output_file = str(output_file)
+    output_path = None
+    if combined is not None:
+        output_path = (
+            output_file + ".gz" if gzip and not output_file.endswith(".gz") else output_file
+        )
     if not replay:
         options = {"greedy": greedy, "replace": not no_replacement}
-        recipe_path, plot_path = _write_recipe_and_plot(
-            fit, method, top_k, release, validation, test, options, output_file, output_dir
-        )
+        copies = {"recipe": _recipe_text(fit, method, top_k, release, validation, test, options)}
+    recipe_path, plot_path = _write_set(
+        fit, combined, copies, output_path, output_file, output_dir, release, top_k, gzip, replay
+    )
+    num_test_videos = combined.num_videos if combined is not None else 0
     best_single = fit.best_single
     _print_summary(fit, method, replay, output_path, num_test_videos, recipe_path, plot_path, top_k)
     return {
@@ -109,7 +116,7 @@ class _Fit:
 
 
 def _video_release(version) -> specs.Release:
-    release = specs.release(version)
+    release = specs.release(choice("version", integer("version", version), list(specs.RELEASES)))
     if release.has_segments:
         raise UsageError(
             f"--version={version} is the segment task: ensembles write video-level submissions "
@@ -119,11 +126,21 @@ def _video_release(version) -> specs.Release:
 
 
 def _choose_method(method, weights, recipe, top_k: int, test):
-    """(method, weights or None, top_k, test) from the flags, or from the recipe to replay."""
+    """(method, weights or None, top_k, test, copies) from the flags, or from the recipe to
+    replay (its set checked against its manifest first; copies: its recipe and plot bytes)."""
     if recipe is not None:
+        recipe = str(recipe)
+        plot = check_recipe_set(recipe)
         loaded = load_recipe(recipe)
-        top_k = int(loaded.get("top_k", top_k))
-        return loaded["method"], dict(loaded["weights"]), top_k, test or loaded.get("test")
+        # The replay's set gets the recipe (and plot) it replayed, as they are now.
+        copies = {}
+        for kind, path in (("recipe", recipe), ("gap", plot)):
+            if path is not None:
+                with open(path, "rb") as f:
+                    copies[kind] = f.read()
+        top_k = integer("top_k", loaded.get("top_k", top_k), minimum=1)
+        test = test or loaded.get("test")
+        return loaded["method"], dict(loaded["weights"]), top_k, test, copies
     if method not in METHODS:
         raise UsageError(f"unknown --method={method!r}: use one of {', '.join(METHODS)}")
     weight_map = _parse_weights(weights) if weights is not None else None
@@ -131,7 +148,7 @@ def _choose_method(method, weights, recipe, top_k: int, test):
         raise UsageError("--method=weighted needs --weights, e.g. --weights='a=0.7,b=0.3'")
     if weight_map and method in ("greedy", "mean"):
         raise UsageError(f"--weights goes with --method=weighted or rank, not {method}")
-    return method, weight_map, top_k, test
+    return method, weight_map, top_k, test, None
 
 
 def _read_inputs(validation, test, method: str, replay: bool):
@@ -169,47 +186,111 @@ def _fixed_weights(weight_map, validation_files, test_files, method, top_k, rele
     return fit
 
 
-def _write_test_submission(test_files, weights, method, top_k, release, output_file, gzip):
-    """(path, videos) of the submission made from the test predictions; (None, 0) without."""
+def _combine_test(test_files, weights, method, top_k, release) -> Predictions | None:
+    """The ensemble of the test predictions; None without test files."""
     if not test_files:
-        return None, 0
+        return None
     test = load_models(test_files, list(weights), "test", release)
-    combined = _combine(test, weights, method, top_k)
-    output_path = output_file + ".gz" if gzip and not output_file.endswith(".gz") else output_file
-    _write_submission(output_path, combined, version=release.version, top_k=top_k, gzip=gzip)
-    return output_path, combined.num_videos
+    return _combine(test, weights, method, top_k)
 
 
-def _write_recipe_and_plot(
-    fit: _Fit, method, top_k, release, validation, test, options, output_file, output_dir
-):
-    """(recipe path, plot path or None), named after output_file, in output_dir or beside it."""
+def _recipe_text(fit: _Fit, method, top_k, release, validation, test, options) -> bytes:
+    recipe = make_recipe(
+        method=method,
+        weights=fit.weights,
+        top_k=top_k,
+        version=release.version,
+        validation=validation,
+        test=test,
+        history=fit.history,
+        best_step=fit.best_step,
+        validation_gap=fit.validation_gap,
+        single_gaps=fit.single_gaps,
+        options=options,
+    )
+    return (json.dumps(recipe, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def set_paths(output_file: str, output_dir: str | None = None) -> dict[str, str]:
+    """The files of one ensemble's set, named after output_file: `recipe`, `plot` and the
+    `manifest` that lists them, in output_dir or beside output_file."""
     stem = os.path.basename(output_file)
     for suffix in (".gz", ".csv"):
         stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
     out_dir = output_dir or os.path.dirname(os.path.abspath(output_file))
-    recipe_path = save_recipe(
-        os.path.join(out_dir, f"{stem}.recipe.json"),
-        make_recipe(
-            method=method,
-            weights=fit.weights,
-            top_k=top_k,
-            version=release.version,
-            validation=validation,
-            test=test,
-            history=fit.history,
-            best_step=fit.best_step,
-            validation_gap=fit.validation_gap,
-            single_gaps=fit.single_gaps,
-            options=options,
-        ),
-    )
-    plot_path = None
-    if fit.history:
-        plot_path = plot_history(
-            os.path.join(out_dir, f"{stem}.gap.png"), fit.history, fit.single_gaps, top_k
+    return {
+        kind: os.path.join(out_dir, f"{stem}.{kind}.{ext}")
+        for kind, ext in (("recipe", "json"), ("gap", "png"), ("manifest", "json"))
+    }
+
+
+def check_recipe_set(recipe: str) -> str | None:
+    """Checks a recipe against the manifest of its set (when it has one) before a replay:
+    a recipe beside a submission of another run, or one a kill left half replaced, is refused
+    (an interrupted commit is finished first). Returns the set's GAP plot, if it has one."""
+    name = os.path.basename(recipe)
+    if not name.endswith(".recipe.json"):
+        return None
+    stem = name[: -len(".recipe.json")]
+    directory = os.path.dirname(os.path.abspath(recipe))
+    manifest = os.path.join(directory, f"{stem}.manifest.json")
+    if not (os.path.exists(manifest) or os.path.exists(manifest + ".pending")):
+        return None  # written by hand or by an older y8m: nothing to check against
+    entries = check_files(manifest)
+    if name not in entries:
+        raise UsageError(
+            f"{recipe} is not in the set {manifest} lists (left from another run): "
+            "run the ensemble again"
         )
+    return os.path.join(directory, f"{stem}.gap.png") if f"{stem}.gap.png" in entries else None
+
+
+def _write_set(
+    fit: _Fit, combined, copies, output_path, output_file, output_dir, release, top_k, gzip, replay
+):  # fmt: skip
+    """Writes the submission, the recipe and the GAP plot as one unit (`atomic_files`), with
+    a manifest beside the recipe; returns (recipe path, plot path or None).
+
+    A replay writes the recipe (and plot) it replayed beside its submission, and nothing when
+    it has no test predictions. Files of the previous set under the same name that this set
+    has not (an old plot) are removed once it is written.
+    """
+    if replay and output_path is None:
+        return None, None
+    paths = set_paths(output_file, output_dir)
+    recipe_path, manifest = paths["recipe"], paths["manifest"]
+    plot_path = paths["gap"] if fit.history or "gap" in copies else None
+    members = [p for p in (output_path, recipe_path, plot_path) if p]
+    previous = _members(manifest)
+    with atomic_files(members, manifest) as tmp:
+        if output_path is not None:
+            _write_submission(
+                tmp[output_path], combined, version=release.version, top_k=top_k, gzip=gzip
+            )
+        with open(tmp[recipe_path], "wb") as f:
+            f.write(copies["recipe"])
+        if "gap" in copies:
+            with open(tmp[plot_path], "wb") as f:
+                f.write(copies["gap"])
+        elif plot_path is not None:
+            plot_history(tmp[plot_path], fit.history, fit.single_gaps, top_k)
+    kept = {os.path.abspath(p) for p in members}
+    for stale in previous - kept:
+        with contextlib.suppress(OSError):
+            os.remove(stale)
     return recipe_path, plot_path
+
+
+def _members(manifest: str) -> set[str]:
+    """Absolute paths of the files MANIFEST lists; empty without one."""
+    try:
+        recover_files(manifest)
+        with open(manifest) as f:
+            names = json.load(f)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    base = os.path.dirname(os.path.abspath(manifest))
+    return {os.path.abspath(os.path.join(base, n)) for n in names}
 
 
 class Commands:
@@ -218,15 +299,11 @@ class Commands:
     ensemble = staticmethod(ensemble)
 
 
-def _positive_int(value, flag: str) -> int:
-    try:
-        number = int(value)
-        whole = float(value) == number
-    except (TypeError, ValueError):
-        raise UsageError(f"--{flag} must be a positive integer, got {value!r}") from None
-    if number < 1 or not whole or isinstance(value, bool):
+def _positive_int(value, flag: str, maximum: int | None = None) -> int:
+    number = integer(flag, value)
+    if number < 1:
         raise UsageError(f"--{flag} must be a positive integer, got {value!r}")
-    return number
+    return integer(flag, number, maximum=maximum)
 
 
 def _parse_weights(weights) -> dict[str, float]:
@@ -245,10 +322,13 @@ def _parse_weights(weights) -> dict[str, float]:
             weights = dict(p.split("=", 1) for p in pairs)
     if not isinstance(weights, Mapping) or not weights:
         raise UsageError(f"--weights must name models and weights, got {weights!r}")
-    try:
-        return {str(k).strip(): float(v) for k, v in weights.items()}
-    except (TypeError, ValueError):
-        raise UsageError(f"--weights values must be numbers, got {weights!r}") from None
+    parsed = {}
+    for name, value in weights.items():
+        try:
+            parsed[str(name).strip()] = number("weights", value, minimum=0)
+        except UsageError as err:
+            raise UsageError(f"{err} for model {str(name).strip()!r}") from None
+    return parsed
 
 
 def _normalise(weights: Mapping[str, float]) -> dict[str, float]:

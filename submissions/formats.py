@@ -16,12 +16,16 @@ import numpy as np
 
 from submissions import parsing
 from y8m.data import specs
+from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 
 # The official inference.py wrote "%i %f" in 2017 and "%i %g" from 2018 on.
 _PAIR_FORMAT = {2017: "%i %f"}
 _DEFAULT_PAIR_FORMAT = "%i %g"
 _BLOCK_ROWS = 65536
+# A video id goes into a CSV field unquoted, and the readers split rows on spaces: these
+# characters would shift fields or rows, so the writers refuse ids holding one.
+_ID_BREAKERS = (",", '"', "\n", "\r", " ", "\t")
 
 
 def video_rows(
@@ -74,8 +78,25 @@ def _video_block(
     pairs[:, 0::2] = np.take_along_axis(classes, order, axis=1)
     pairs[:, 1::2] = np.take_along_axis(scores, order, axis=1).astype(np.float64)
     formats = [" ".join([pair_format] * n) for n in range(order.shape[1] + 1)]
+    ids = [str(vid) for vid in ids]
+    check_ids(ids)
     for vid, values, n in zip(ids, pairs.tolist(), counts):
         yield f"{vid},{formats[n] % tuple(values[: 2 * n])}"
+
+
+def check_ids(ids: Sequence[str], what: str = "video id") -> None:
+    """Raises a UsageError naming the first id that cannot go into a Kaggle CSV unquoted:
+    an empty one, or one holding a comma, a quote, a space, a tab or a line break."""
+    # One scan of the joined text in C finds whether any id is bad; only then is each looked at.
+    joined = "\0".join(ids)
+    if not any(c in joined for c in _ID_BREAKERS) and min(map(len, ids), default=1) > 0:
+        return
+    for vid in ids:
+        if not vid or any(c in vid for c in _ID_BREAKERS):
+            raise UsageError(
+                f"{what} {vid!r} cannot be written to a Kaggle CSV: ids must be non-empty, "
+                "without commas, quotes, spaces or line breaks"
+            )
 
 
 def segment_rows(
@@ -92,7 +113,17 @@ def segment_rows(
         left out, because a row with no segment is not valid.
     """
     for class_id in sorted(per_class, key=int):
-        segments = list(per_class[class_id])[:max_per_class]
+        segments = [str(s) for s in list(per_class[class_id])[:max_per_class]]
+        check_ids(segments, "segment id")
+        if segments and parsing.is_segment_row(" ".join(segments)):
+            yield f"{int(class_id)},{' '.join(segments)}"
+            continue
+        for segment in segments:
+            if not parsing.is_segment_row(segment):
+                raise UsageError(
+                    f"segment id {segment!r} of class {class_id} is not 'videoid:start' "
+                    "(a non-empty video id, a colon, an integer start)"
+                )
         if segments:
             yield f"{int(class_id)},{' '.join(segments)}"
 

@@ -5,12 +5,14 @@ Shared by the readers (`formats.py`), the validator and the scorer; plain or gzi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import io
 import itertools
 import re
 import warnings
+import zlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -56,8 +58,11 @@ class VideoChunk:
         return np.repeat(np.arange(len(self.ids)), self.num_pairs)
 
 
-def open_text(path: str) -> io.TextIOBase:
-    """Opens a text file for reading, gunzipping it when it starts with the gzip magic bytes."""
+def open_text(path: str) -> TextReader:
+    """Opens a text file for reading, gunzipping it when it starts with the gzip magic bytes.
+
+    Lines that are not UTF-8 and a truncated or corrupt gzip stream are one-line UsageErrors.
+    """
     try:
         with open(path, "rb") as f:
             magic = f.read(2)
@@ -65,10 +70,63 @@ def open_text(path: str) -> io.TextIOBase:
         raise UsageError(f"no such file {path!r}: check the path") from None
     except IsADirectoryError:
         raise UsageError(f"{path!r} is a directory: pass a submission file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
     # utf-8-sig drops a byte-order mark that spreadsheet tools like to add.
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return TextReader(gzip.open(path, "rt", encoding="utf-8-sig", newline=""), path)
+    return TextReader(open(path, encoding="utf-8-sig", newline=""), path)
+
+
+class TextReader:
+    """A text file read by lines whose decoding and decompression errors become one-line
+    UsageErrors naming the file (a context manager and an iterator, like the file)."""
+
+    def __init__(self, f: io.TextIOBase, path: str):
+        self._f = f
+        self.path = path
+
+    def __enter__(self) -> TextReader:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._f.close()
+        return False
+
+    def __iter__(self) -> TextReader:
+        return self
+
+    def __next__(self) -> str:
+        with self._errors():
+            return next(self._f)
+
+    def readline(self, size: int = -1) -> str:
+        with self._errors():
+            return self._f.readline(size)
+
+    def close(self) -> None:
+        self._f.close()
+
+    @contextlib.contextmanager
+    def _errors(self):
+        try:
+            yield
+        except UnicodeDecodeError as err:
+            byte = err.object[err.start : err.start + 1].hex()
+            raise UsageError(
+                f"cannot read {self.path}: not UTF-8 text (byte 0x{byte}): save it as UTF-8"
+            ) from None
+        except EOFError:
+            raise UsageError(
+                f"cannot read {self.path}: the gzip stream is truncated: copy or write it again"
+            ) from None
+        except (OSError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+            raise UsageError(f"cannot read {self.path}: {err}") from None
+
+
+def is_segment_row(text: str) -> bool:
+    """True for `videoid:start` segment ids (non-empty ids, integer starts) joined by spaces."""
+    return _SEGMENT_ROW.fullmatch(text) is not None
 
 
 def header_matches(line: str, header: tuple[str, ...]) -> bool:

@@ -202,18 +202,32 @@ class PredictionWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        stack, self._stack = self._stack, None
+        error = exc
         try:
             if exc_type is None:
                 self._flush()
                 if self._writer is None:  # no rows: still a valid, empty store
                     self._open_writer(bool(self._has_labels))
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            stack, self._stack = self._stack, None
-            # Propagating the exception (if any) into atomic_path deletes the temporary file.
-            stack.__exit__(exc_type, exc, tb)
-        return False
+        except BaseException as err:
+            error = err
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                # Close even after a failure, so the temporary can be removed; a failed close
+                # (a full disk on the footer) means the file is incomplete.
+                writer.close()
+            except BaseException as err:
+                error = error if error is not None else err
+        if error is None:
+            stack.close()  # renames the finished file onto the path
+            return False
+        # Handing the failure to atomic_path deletes the temporary file and keeps the old
+        # output; it turns an OSError into `cannot write PATH: reason`.
+        stack.__exit__(type(error), error, error.__traceback__)
+        if error is exc:
+            return False
+        raise error
 
     def add_batch(
         self,

@@ -17,8 +17,31 @@ from extras.bcfw.iccv17 import (
     load_iccv17,
 )
 from extras.bcfw.solvers import BCFW, FrankWolfe
-from y8m.errors import UsageError
-from y8m.fileio import atomic_open
+from y8m.errors import UsageError, choice, integer, number
+from y8m.fileio import atomic_files, check_files
+
+# What `solve` writes to --output_dir, as one set listed in MANIFEST.
+ARRAYS = ("assignments.npy", "labels.npy", "W.npy", "xi.npy", "bag_ids.npy")
+SUMMARY = "summary.json"
+MANIFEST = "manifest.json"
+
+
+def read_solution(output_dir: str) -> dict:
+    """The arrays and summary a `solve` wrote to OUTPUT_DIR: {"assignments": Y, ..., "summary"}.
+
+    The set is checked against its manifest first, so a reader never mixes two runs.
+
+    Raises:
+        UsageError: no manifest, or a file missing or not the one it lists.
+    """
+    check_files(os.path.join(output_dir, MANIFEST))
+    result: dict = {
+        name[: -len(".npy")]: np.load(os.path.join(output_dir, name), allow_pickle=False)
+        for name in ARRAYS
+    }
+    with open(os.path.join(output_dir, SUMMARY), encoding="utf-8") as f:
+        result["summary"] = json.load(f)
+    return result
 
 
 class Commands:
@@ -49,7 +72,8 @@ class Commands:
         Args:
             features: track features [N, d] as .npy/.npz or .mat (first variable, sparse ok).
             data_dir: folder with bags.mat, data_block.mat, track_map.mat (default: test copy).
-            output_dir: gets assignments.npy, labels.npy, W.npy, xi.npy, bag_ids.npy, summary.json.
+            output_dir: gets assignments.npy, labels.npy, W.npy, xi.npy, bag_ids.npy,
+                summary.json, replaced as one set and listed in manifest.json.
             person_assignment: stage-1 assignment Z [face tracks, people] (.npy/.mat), optional.
             alpha: lower bound of every bag (the thesis code uses 2).
             background_fraction: least share of the tracks in no bag labelled background (0.4).
@@ -67,6 +91,16 @@ class Commands:
         """
         if not features:
             raise UsageError("pass --features=X.npy (one row of features per track)")
+        choice("solver", solver, ("bcfw", "fw"))
+        choice("variant", variant, ("fw", "pairwise"))
+        alpha = number("alpha", alpha, 0)
+        background_fraction = number("background_fraction", background_fraction, 0, 1)
+        no_person_weight = number("no_person_weight", no_person_weight, 0)
+        lam, kappa = number("lam", lam, above=0), number("kappa", kappa, above=0)
+        bias_value = number("bias_value", bias_value)
+        max_iter, tol = integer("max_iter", max_iter, 1), number("tol", tol, 0)
+        max_time = number("max_time", max_time, 0)
+        random_state = integer("random_state", random_state, 0)
         structure = load_iccv17(_data_dir(data_dir))
         X = load_array(features, "features")
         if getattr(X, "ndim", 2) != 2:
@@ -97,7 +131,7 @@ class Commands:
             estimator = FrankWolfe(
                 max_iter=max_iter, tol=tol, max_time=budget, random_state=random_state
             )
-        else:
+        else:  # pragma: no cover - checked above
             raise UsageError(f"--solver must be 'bcfw' or 'fw', got {solver!r}")
         estimator.progress = True
         estimator.fit(problem)
@@ -114,19 +148,16 @@ class Commands:
             "fit_seconds": round(estimator.fit_time_, 3),
             "label_counts": np.bincount(estimator.labels_, minlength=problem.num_classes).tolist(),
         }
-        arrays = {
-            "assignments.npy": estimator.Y_,
-            "labels.npy": estimator.labels_,
-            "W.npy": estimator.W_,
-            "xi.npy": estimator.xi_,
-            "bag_ids.npy": bag_ids,
-        }
-        for name, value in arrays.items():
-            with atomic_open(os.path.join(output_dir, name), "wb") as f:
-                np.save(f, value)
+        values = [estimator.Y_, estimator.labels_, estimator.W_, estimator.xi_, bag_ids]
         history = {k: v.tolist() for k, v in estimator.history_.items()}
-        with atomic_open(os.path.join(output_dir, "summary.json")) as f:
-            json.dump({**summary, "history": history}, f, indent=1)
+        paths = [os.path.join(output_dir, name) for name in (*ARRAYS, SUMMARY)]
+        # One unit: a kill between the renames never leaves arrays of two runs side by side.
+        with atomic_files(paths, os.path.join(output_dir, MANIFEST)) as temporaries:
+            for path, value in zip(paths, values):
+                with open(temporaries[path], "wb") as f:
+                    np.save(f, value)
+            with open(temporaries[paths[-1]], "w", encoding="utf-8") as f:
+                json.dump({**summary, "history": history}, f, indent=1)
         print(
             f"{solver}: {summary['steps']} steps, objective {summary['objective']:.6g}, gap "
             f"{summary['gap'] / max(summary['initial_gap'], 1e-300):.2e} of the initial gap "
@@ -190,6 +221,12 @@ class Commands:
             random_state: seed of the synthetic data and the solvers.
         """
         ns = _sizes(sizes)
+        num_features = integer("num_features", num_features, 1)
+        separation, tol = number("separation", separation, 0), number("tol", tol, 0)
+        max_time = number("max_time", max_time, above=0)
+        block_size, steps = integer("block_size", block_size, 1), integer("steps", steps, 1)
+        fw_steps = integer("fw_steps", fw_steps, 1)
+        random_state = integer("random_state", random_state, 0)
         structure = None
         if not skip_structure:
             structure = bench_lib.bench_structure(

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from extras.runtime.inputs import check_times
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
 
@@ -45,11 +46,14 @@ def load_captions(path: str) -> dict[str, VideoCaptions]:
     for vid, entry in raw.items():
         if not isinstance(entry, dict) or not {"start", "end", "text"} <= set(entry):
             raise UsageError(f"{path}: video {vid!r} needs 'start', 'end' and 'text' lists")
+        if not all(isinstance(entry[k], list) for k in ("start", "end", "text")):
+            raise UsageError(f"{path}: video {vid!r} needs 'start', 'end' and 'text' lists")
         lengths = {len(entry["start"]), len(entry["end"]), len(entry["text"])}
         if len(lengths) != 1:
             raise UsageError(f"{path}: video {vid!r} has start/end/text lists of unequal length")
         if entry["text"]:
-            captions[str(vid)] = VideoCaptions(entry["start"], entry["end"], entry["text"])
+            start, end = check_times(entry["start"], entry["end"], f"{path}: video {vid!r}")
+            captions[str(vid)] = VideoCaptions(start, end, entry["text"])
     if not captions:
         raise UsageError(f"{path} holds no captions")
     return captions

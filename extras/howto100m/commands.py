@@ -10,7 +10,7 @@ import os
 
 from extras.howto100m.config import TrainConfig
 from extras.runtime.flags import build, command, required
-from y8m.errors import UsageError
+from y8m.errors import UsageError, integer, number
 from y8m.fileio import atomic_open
 
 
@@ -18,6 +18,17 @@ def _require(**flags) -> None:
     missing = [name for name, value in flags.items() if not value]
     if missing:
         raise UsageError("missing " + ", ".join(f"--{m}" for m in missing))
+
+
+def _pair_flags(min_time, max_words, word2vec_limit, batch_size, num_workers) -> tuple:
+    """The data flags of embed and eval, checked (None keeps the checkpoint's value)."""
+    return (
+        None if min_time is None else number("min_time", min_time, 0),
+        None if max_words is None else integer("max_words", max_words, 1),
+        integer("word2vec_limit", word2vec_limit, 0),
+        integer("batch_size", batch_size, 1),
+        integer("num_workers", num_workers, 0),
+    )
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -49,6 +60,7 @@ class Commands:
         from extras.howto100m.subtitles import build_caption_json, find_subtitle_files
 
         _require(subtitles=subtitles)
+        max_gap = number("max_gap", max_gap, 0)
         files = find_subtitle_files(subtitles, recursive)
         captions, skipped = build_caption_json(files, max_gap=max_gap, skip_bad=skip_bad)
         if not captions:
@@ -71,10 +83,12 @@ class Commands:
 
         For several processes: `torchrun --nproc_per_node=N -m extras.howto100m.launch ...`.
         """
+        _require(**{name: flags[name] for name in required(TrainConfig)})
+        config = build(TrainConfig, flags)
+        config.check()  # every numeric flag, before torch is imported
         from extras.howto100m.train import fit
 
-        _require(**{name: flags[name] for name in required(TrainConfig)})
-        summary = fit(build(TrainConfig, flags))
+        summary = fit(config)
         if int(os.environ.get("RANK", "0")) == 0:
             loss = "n/a" if summary["loss"] is None else f"{summary['loss']:.4f}"
             print(
@@ -120,6 +134,9 @@ class Commands:
 
         _require(
             checkpoint=checkpoint, captions=captions, features_2d=features_2d, word2vec=word2vec
+        )
+        min_time, max_words, word2vec_limit, batch_size, num_workers = _pair_flags(
+            min_time, max_words, word2vec_limit, batch_size, num_workers
         )
         source = DataSource(
             captions,
@@ -182,6 +199,10 @@ class Commands:
         from extras.howto100m.retrieval import format_metrics
         from extras.runtime.device import pick_device
 
+        min_time, max_words, word2vec_limit, batch_size, num_workers = _pair_flags(
+            min_time, max_words, word2vec_limit, batch_size, num_workers
+        )
+        chunk_size = integer("chunk_size", chunk_size, 1)
         dev = pick_device(device)
         if embeddings:
             metrics = retrieval_from_embeddings(embeddings, chunk_size, dev)
@@ -253,6 +274,8 @@ class Commands:
             features_2d=features_2d,
             word2vec=word2vec,
         )
+        window = number("window", window, above=0)
+        word2vec_limit = integer("word2vec_limit", word2vec_limit, 0)
         result = evaluate_localization(
             checkpoint,
             read_tasks(tasks),
@@ -301,9 +324,11 @@ class Commands:
         """
         from extras.howto100m.bench import print_report, run_bench
 
-        for name, value in (("steps", steps), ("eval_size", eval_size), ("embd_dim", embd_dim)):
-            if value < 1:
-                raise UsageError(f"--{name} must be at least 1")
+        embd_dim, video_dim = integer("embd_dim", embd_dim, 1), integer("video_dim", video_dim, 1)
+        videos_per_batch = integer("videos_per_batch", videos_per_batch, 1)
+        pairs_per_video = integer("pairs_per_video", pairs_per_video, 1)
+        steps, warmup = integer("steps", steps, 1), integer("warmup", warmup, 0)
+        eval_size = integer("eval_size", eval_size, 1)
         print_report(
             run_bench(
                 embd_dim=embd_dim,

@@ -10,7 +10,7 @@ import dataclasses
 
 from extras.howto100m.features import FPS_2D, FPS_3D
 from extras.runtime.flags import flag
-from y8m.errors import UsageError
+from y8m.errors import UsageError, choice, integer, number
 
 
 @dataclasses.dataclass
@@ -64,21 +64,24 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
     def check(self) -> None:
-        """Raises UsageError for values no run can use."""
+        """Raises UsageError for values no run can use (each numeric flag converted in place)."""
         positive = ("epochs", "videos_per_batch", "pairs_per_video", "embd_dim", "max_words")
         for name in positive:
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or not 0 < self.lr_decay <= 1:
-            raise UsageError("--lr must be > 0 and --lr_decay in (0, 1]")
-        if not 0 <= self.hard_negative_rate < 1:
+            setattr(self, name, integer(name, getattr(self, name), 1))
+        for name in ("min_words", "word2vec_limit", "num_workers", "checkpoint_every"):
+            setattr(self, name, integer(name, getattr(self, name), 0))
+        self.keep_checkpoints = integer("keep_checkpoints", self.keep_checkpoints, 0)
+        self.seed = integer("seed", self.seed)
+        self.lr = number("lr", self.lr, above=0)
+        self.lr_decay = number("lr_decay", self.lr_decay, maximum=1, above=0)
+        self.margin = number("margin", self.margin, 0)
+        self.min_time = number("min_time", self.min_time, 0)
+        self.hard_negative_rate = number("hard_negative_rate", self.hard_negative_rate, 0)
+        if not self.hard_negative_rate < 1:
             raise UsageError(
                 f"--hard_negative_rate must be in [0, 1), got {self.hard_negative_rate}"
             )
-        if self.loss_weighting not in ("thesis", "reference"):
-            raise UsageError(
-                f"--loss_weighting must be thesis or reference, got {self.loss_weighting!r}"
-            )
+        choice("loss_weighting", self.loss_weighting, ("thesis", "reference"))
         if self.loss_weighting == "reference" and self.negative_weighting:
             if self.videos_per_batch < 2 and self.pairs_per_video > 1:
                 raise UsageError("--loss_weighting=reference needs --videos_per_batch >= 2")

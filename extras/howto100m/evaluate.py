@@ -30,6 +30,7 @@ from extras.howto100m.localize import (
 from extras.howto100m.model import Net
 from extras.howto100m.retrieval import retrieval_metrics
 from extras.howto100m.text import WordVectors
+from extras.runtime.inputs import child_path
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 
@@ -218,7 +219,7 @@ def evaluate_localization(
     skipped = 0
     checked = False
     for task, vid in tqdm(task_videos, desc="localize", unit="video", disable=not progress):
-        annotation = os.path.join(annotations, f"{task}_{vid}.csv")
+        annotation = child_path(annotations, f"{task}_{vid}", ".csv", "task and video id")
         if task not in tasks or not os.path.isfile(annotation) or not store.has(vid):
             skipped += 1
             continue

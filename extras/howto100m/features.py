@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from extras.runtime.inputs import child_path
 from y8m.errors import UsageError
 
 FPS_2D = 1.0
@@ -43,25 +44,40 @@ class FeatureStore:
                 raise UsageError(f"feature folder {folder!r} does not exist")
             if fps <= 0:
                 raise UsageError(f"feature rate must be positive, got {fps}")
+        self.widths: list[int | None] = [None] * len(self.streams)  # D per stream, once seen
+        self._width_source: list[str] = [""] * len(self.streams)
+
+    def path(self, folder: str, video_id: str) -> str:
+        """`<folder>/<video_id>.npy`; a UsageError for an id that would leave the folder."""
+        return child_path(folder, video_id, ".npy", "video id")
 
     def has(self, video_id: str) -> bool:
-        return all(os.path.isfile(os.path.join(d, f"{video_id}.npy")) for d, _ in self.streams)
+        return all(os.path.isfile(self.path(d, video_id)) for d, _ in self.streams)
 
     def load(self, video_id: str) -> list[Stream]:
         """The video's streams, memory-mapped.
 
+        Every video of a stream must have the width of the first one read.
+
         Raises:
-            UsageError: a missing file or one that is not a 2-D array.
+            UsageError: a missing file, one that is not a 2-D array or of another width.
         """
         streams = []
-        for folder, fps in self.streams:
-            path = os.path.join(folder, f"{video_id}.npy")
+        for i, (folder, fps) in enumerate(self.streams):
+            path = self.path(folder, video_id)
             try:
                 array = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as err:
                 raise UsageError(f"cannot read features {path}: {err}") from err
             if array.ndim != 2:
                 raise UsageError(f"{path}: expected [T, D] features, got shape {array.shape}")
+            if self.widths[i] is None:
+                self.widths[i], self._width_source[i] = int(array.shape[1]), path
+            elif array.shape[1] != self.widths[i]:
+                raise UsageError(
+                    f"{path} holds {array.shape[1]}-wide features but {self._width_source[i]} "
+                    f"holds {self.widths[i]}-wide ones: every video of a stream needs one width"
+                )
             streams.append((array, fps))
         return streams
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from extras.runtime.inputs import load_keyed_vectors
 from y8m.errors import UsageError
 
 _WORD = re.compile(r"[\w']+")
@@ -79,7 +80,8 @@ class WordVectors:
         try:
             if path.endswith(".kv"):
                 # Memory-mapped: torchrun processes on one host share one copy of the table.
-                kv = KeyedVectors.load(path, mmap="r")
+                # Read without running its pickle (`load_keyed_vectors`).
+                kv = load_keyed_vectors(path, mmap="r")
             else:
                 binary = ".bin" in os.path.basename(path)
                 kv = KeyedVectors.load_word2vec_format(path, binary=binary, limit=limit or None)

@@ -36,6 +36,7 @@ from extras.runtime import distributed
 from extras.runtime.checkpoints import restore_training, training_state
 from extras.runtime.distributed import Distributed
 from extras.runtime.hooks import Hooks
+from extras.runtime.inputs import batches, check_loss
 from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
@@ -241,8 +242,9 @@ def _train_epoch(run: Run) -> None:
         disable=not (config.progress and place.is_main),
     )
     run.speed.start()
-    for step, batch in enumerate(bar, start=run.skip + 1):
+    for step, batch in enumerate(batches(bar), start=run.skip + 1):
         loss = train_step(run.parts, batch)
+        check_loss(float(loss), run.global_step + 1, ckpt.latest_checkpoint(config.output_dir))
         run.global_step += 1
         run.total_loss += float(loss)
         run.num_batches += 1

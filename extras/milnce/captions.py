@@ -10,6 +10,7 @@ import random
 import numpy as np
 import pandas as pd
 
+from extras.runtime.inputs import check_times, child_path
 from y8m.errors import UsageError
 
 CAPTION_COLUMNS = ("start", "end", "text")
@@ -34,16 +35,21 @@ class Captions:
 
 
 def read_caption_csv(path: str) -> Captions:
-    """One video's captions from a CSV with columns start,end,text (HowTo100M layout)."""
+    """One video's captions from a CSV with columns start,end,text (HowTo100M layout).
+
+    Raises:
+        UsageError: missing columns, or a time that is not a number, NaN, negative or runs
+            backwards (naming the file and its line).
+    """
     frame = pd.read_csv(path, keep_default_na=False, dtype={"text": str})
     missing = [c for c in CAPTION_COLUMNS if c not in frame.columns]
     if missing:
         raise UsageError(f"caption file {path!r} lacks columns {missing}: expected start,end,text")
-    return Captions(
-        frame["start"].to_numpy(np.float64),
-        frame["end"].to_numpy(np.float64),
-        [str(t) for t in frame["text"]],
-    )
+    start = pd.to_numeric(frame["start"], errors="coerce")  # text -> NaN, refused below
+    end = pd.to_numeric(frame["end"], errors="coerce")
+    # Line 1 is the header, so row i is line i + 2.
+    start, end = check_times(start, end, f"caption file {path}", line_offset=2)
+    return Captions(start, end, [str(t) for t in frame["text"]])
 
 
 class CaptionStore:
@@ -67,31 +73,34 @@ class CaptionStore:
             )
         if not source.endswith(".json"):
             raise UsageError(f"captions {source!r}: expected a directory or a .json file")
-        with open(source, encoding="utf-8") as f:
-            raw = json.load(f)
         try:
-            self._table = {
-                str(vid): Captions(
-                    np.asarray(d["start"], dtype=np.float64),
-                    np.asarray(d["end"], dtype=np.float64),
-                    [str(t) for t in d["text"]],
-                )
-                for vid, d in raw.items()
-            }
+            with open(source, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+            raise UsageError(f"captions {source} is not valid JSON: {err}") from None
+        try:
+            self._table = {}
+            for vid, d in raw.items():
+                start, end = check_times(d["start"], d["end"], f"{source}, video {vid!r}")
+                self._table[str(vid)] = Captions(start, end, [str(t) for t in d["text"]])
         except (KeyError, TypeError, AttributeError) as err:
             raise UsageError(
                 f"{source!r} is not a dict video_id -> {{start, end, text}}: {err!r}"
             ) from err
 
+    def path(self, video_id: str) -> str:
+        """`<source>/<video_id>.csv`; a UsageError for an id that would leave the folder."""
+        return child_path(self.source, video_id, ".csv", "video id")
+
     def __contains__(self, video_id: str) -> bool:
         if self._table is not None:
             return video_id in self._table
-        return os.path.isfile(os.path.join(self.source, f"{video_id}.csv"))
+        return os.path.isfile(self.path(video_id))
 
     def __getitem__(self, video_id: str) -> Captions:
         if self._table is not None:
             return self._table[video_id]
-        return read_caption_csv(os.path.join(self.source, f"{video_id}.csv"))
+        return read_caption_csv(self.path(video_id))
 
     def all_text(self):
         """Every caption string of the store (for building a dictionary)."""

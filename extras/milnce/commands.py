@@ -7,24 +7,46 @@ import os
 
 from extras.milnce.config import ModelConfig, TrainConfig
 from extras.runtime.flags import build, command
-from y8m.errors import UsageError
+from y8m.errors import UsageError, choice, integer, number
 
 
-def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"--{flag} must be one of {', '.join(choices)}; got {value!r}")
+def _integers(values: dict, **minimums: int | None) -> dict:
+    """VALUES with each named flag checked as an integer >= its minimum (None: any)."""
+    return {**values, **{k: integer(k, values[k], lo) for k, lo in minimums.items()}}
 
 
-def _check_positive(**flags: float) -> None:
-    for name, value in flags.items():
-        if value is None or value <= 0:
-            raise UsageError(f"--{name} must be > 0, got {value!r}")
+def _positive_numbers(values: dict, *names: str) -> dict:
+    """VALUES with each named flag checked as a finite number > 0."""
+    return {**values, **{k: number(k, values[k], above=0) for k in names}}
 
 
-def _check_not_negative(**flags: int) -> None:
-    for name, value in flags.items():
-        if value is None or value < 0:
-            raise UsageError(f"--{name} must be >= 0, got {value!r}")
+def _check_batch_size(value) -> int:
+    size = integer("batch_size", value, 1)
+    if size < 2:
+        raise UsageError(
+            "--batch_size must be at least 2: MIL-NCE contrasts each clip with the other clips "
+            "of the batch, so with 1 the loss is a constant (no negatives) and nothing is learnt"
+        )
+    return size
+
+
+def _check_clip_flags(values: dict, fps_minimum_zero: bool = False) -> dict:
+    """The window flags shared by embed, eval and probe."""
+    values = _integers(
+        values,
+        num_windows=1,
+        num_frames=1,
+        video_size=1,
+        max_words=1,
+        batch_size=1,
+        num_workers=0,
+        precise_bn_batches=0,
+    )
+    if fps_minimum_zero:
+        values["fps"] = number("fps", values["fps"], 0)
+    else:
+        values["fps"] = number("fps", values["fps"], above=0)
+    return values
 
 
 def _write_json(path: str, result: dict) -> None:
@@ -45,14 +67,27 @@ class Commands:
         """
         if not flags["train_dir"] or not flags["videos"] or not flags["captions"]:
             raise UsageError("--train_dir, --videos and --captions are required")
-        _check_choice("loss", flags["loss"], ("released", "paper"))
-        _check_choice("crop", flags["crop"], ("random", "center"))
-        _check_choice("weight_init", flags["weight_init"], ("default", "kaiming_normal"))
-        _check_positive(
-            lr=flags["lr"], fps=flags["fps"], checkpoint_every=flags["checkpoint_every"]
+        choice("loss", flags["loss"], ("released", "paper"))
+        choice("crop", flags["crop"], ("random", "center"))
+        choice("weight_init", flags["weight_init"], ("default", "kaiming_normal"))
+        flags = _integers(
+            flags,
+            epochs=1,
+            warmup_steps=0,
+            num_candidates=1,
+            num_frames=1,
+            video_size=1,
+            max_words=1,
+            short_side=0,
+            num_workers=0,
+            seed=None,
+            checkpoint_every=1,
+            keep_checkpoints=0,
+            precise_bn_batches=None,  # its range is checked, and worded, by the library
         )
-        if min(flags["warmup_steps"], flags["num_workers"], flags["short_side"]) < 0:
-            raise UsageError("--warmup_steps, --num_workers and --short_side must be >= 0")
+        flags = _positive_numbers(flags, "lr", "fps")
+        flags["min_time"] = number("min_time", flags["min_time"], 0)
+        flags["batch_size"] = _check_batch_size(flags["batch_size"])
         from extras.milnce.train import train as run_training
 
         result = run_training(build(TrainConfig, flags), build(ModelConfig, flags))
@@ -111,11 +146,13 @@ class Commands:
             raise UsageError("pass exactly one of --videos (a glob) or --sentences (a text file)")
         if not output.endswith(".npy"):
             raise UsageError(f"--output must end in .npy, got {output!r}")
-        _check_choice("feature", feature, ("video_embedding", "mixed_5c"))
-        _check_positive(
-            num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
+        choice("feature", feature, ("video_embedding", "mixed_5c"))
+        checked = _check_clip_flags(locals())
+        num_windows, num_frames, fps = (checked[k] for k in ("num_windows", "num_frames", "fps"))
+        video_size, max_words, batch_size = (
+            checked[k] for k in ("video_size", "max_words", "batch_size")
         )
-        _check_not_negative(precise_bn_batches=precise_bn_batches)
+        num_workers, precise_bn_batches = checked["num_workers"], checked["precise_bn_batches"]
         import numpy as np
 
         from extras.milnce.checkpoint import load_model
@@ -221,10 +258,12 @@ class Commands:
         """
         if not checkpoint or not clips:
             raise UsageError("--checkpoint and --clips are required")
-        _check_positive(
-            num_windows=num_windows, num_frames=num_frames, fps=fps, batch_size=batch_size
+        checked = _check_clip_flags(locals())
+        num_windows, num_frames, fps = (checked[k] for k in ("num_windows", "num_frames", "fps"))
+        video_size, max_words, batch_size = (
+            checked[k] for k in ("video_size", "max_words", "batch_size")
         )
-        _check_not_negative(precise_bn_batches=precise_bn_batches)
+        num_workers, precise_bn_batches = checked["num_workers"], checked["precise_bn_batches"]
         from extras.milnce.checkpoint import load_model
         from extras.milnce.data import read_clip_csv
         from extras.milnce.evaluate import evaluate_retrieval
@@ -312,10 +351,11 @@ class Commands:
         """
         if not checkpoint or not labels:
             raise UsageError("--checkpoint and --labels are required")
-        _check_positive(num_windows=num_windows, num_frames=num_frames, C=C, batch_size=batch_size)
-        if fps < 0:
-            raise UsageError(f"--fps must be >= 0 (0 = native rate), got {fps}")
-        _check_not_negative(precise_bn_batches=precise_bn_batches)
+        checked = _check_clip_flags({**locals(), "max_words": 1}, fps_minimum_zero=True)
+        num_windows, num_frames, fps = (checked[k] for k in ("num_windows", "num_frames", "fps"))
+        video_size, batch_size = checked["video_size"], checked["batch_size"]
+        num_workers, precise_bn_batches = checked["num_workers"], checked["precise_bn_batches"]
+        C = number("C", C, above=0)
         import numpy as np
 
         from extras.milnce.checkpoint import load_model
@@ -391,7 +431,7 @@ class Commands:
         """
         if not captions or not output:
             raise UsageError("--captions and --output are required")
-        _check_positive(min_count=min_count, max_size=max_size)
+        min_count, max_size = integer("min_count", min_count, 1), integer("max_size", max_size, 1)
         from extras.milnce.captions import CaptionStore
         from extras.milnce.text import build_dictionary, save_dictionary
 
@@ -414,7 +454,8 @@ class Commands:
         """
         if not output_dir:
             raise UsageError("--output_dir is required")
-        _check_positive(num_videos=num_videos)
+        num_videos = integer("num_videos", num_videos, 1)
+        num_colours = integer("num_colours", num_colours, 0)
         from extras.milnce.toy import make_toy_dataset
 
         paths = make_toy_dataset(output_dir, int(num_videos), int(num_colours) or None)
@@ -456,18 +497,27 @@ class Commands:
             precise_bn_batches: batches of BatchNorm re-estimation timed (the figure is
                 seconds per 200 batches; 0 skips it).
         """
-        _check_positive(
-            batch_size=batch_size,
-            num_frames=num_frames,
-            video_size=video_size,
-            steps=steps,
-            num_videos=num_videos,
-            loader_batches=loader_batches,
+        checked = _integers(
+            locals(),
+            batch_size=1,
+            num_frames=1,
+            video_size=1,
+            steps=1,
+            num_videos=1,
+            loader_batches=1,
+            warmup=0,
+            num_workers=0,
+            threads=0,
+            precise_bn_batches=0,
         )
-        if warmup < 0 or num_workers < 0 or threads < 0 or precise_bn_batches < 0:
-            raise UsageError(
-                "--warmup, --num_workers, --threads and --precise_bn_batches must be >= 0"
-            )
+        batch_size, num_frames, video_size = (
+            checked[k] for k in ("batch_size", "num_frames", "video_size")
+        )
+        steps, num_videos, loader_batches = (
+            checked[k] for k in ("steps", "num_videos", "loader_batches")
+        )
+        warmup, num_workers = checked["warmup"], checked["num_workers"]
+        threads, precise_bn_batches = checked["threads"], checked["precise_bn_batches"]
         if num_videos < batch_size:
             raise UsageError(f"--num_videos ({num_videos}) must be >= --batch_size ({batch_size})")
         from extras.milnce.bench import run_bench

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from extras.milnce.captions import CaptionStore, candidate_window, clip_window
 from extras.milnce.text import Tokenizer
 from extras.milnce.video import READ_ERRORS, decode_windows, video_info
+from extras.runtime.inputs import child_path
 from y8m.errors import UsageError
 from y8m.fileio import expand_pattern
 
@@ -36,7 +37,8 @@ def list_videos(videos: str, video_root: str = "") -> list[str]:
         frame = pd.read_csv(videos, keep_default_na=False, dtype=str)
         if "video_path" not in frame.columns:
             raise UsageError(f"{videos!r} needs a video_path column (relative to --video_root)")
-        return [os.path.join(video_root, p) for p in frame["video_path"]]
+        where = f"video_path in {videos}"
+        return [child_path(video_root, p, what=where) for p in frame["video_path"]]
     return expand_pattern(videos, "videos")
 
 
@@ -66,10 +68,15 @@ def read_clip_csv(path: str, video_root: str) -> pd.DataFrame:
     if missing:
         raise UsageError(f"{path!r} lacks columns {missing}: expected video_id,start,end,text")
     if "video_path" in frame.columns:
-        paths = [os.path.join(video_root, p) for p in frame["video_path"]]
+        paths = [
+            child_path(video_root, p, what=f"video_path in {path}") for p in frame["video_path"]
+        ]
     elif "video_id" in frame.columns:
         index = index_videos(video_root or ".")
-        paths = [index.get(str(v), os.path.join(video_root, str(v))) for v in frame["video_id"]]
+        where = f"video_id in {path}"
+        paths = [
+            index.get(str(v)) or child_path(video_root, v, what=where) for v in frame["video_id"]
+        ]
     else:
         raise UsageError(f"{path!r} needs a video_id or video_path column")
     return pd.DataFrame(

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from extras.milnce.data import index_videos
+from extras.runtime.inputs import child_path
 from y8m.errors import UsageError
 
 SPLIT_TRAIN = 1
@@ -28,10 +29,12 @@ def read_label_csv(path: str, video_root: str) -> tuple[pd.DataFrame, list[str]]
             f"{path!r} needs split columns (split1, ...) with 1=train, 2=test, 0=unused"
         )
     if "video_path" in frame.columns:
-        paths = [f"{video_root}/{p}" if video_root else str(p) for p in frame["video_path"]]
+        where = f"video_path in {path}"
+        paths = [child_path(video_root, p, what=where) for p in frame["video_path"]]
     elif "video_id" in frame.columns:
         index = index_videos(video_root or ".")
-        paths = [index.get(str(v), str(v)) for v in frame["video_id"]]
+        where = f"video_id in {path}"
+        paths = [index.get(str(v)) or child_path("", v, what=where) for v in frame["video_id"]]
     else:
         raise UsageError(f"{path!r} needs a video_id or video_path column")
     out = pd.DataFrame({"path": paths, "label": frame["label"].astype(str)})

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from extras.runtime.inputs import load_keyed_vectors, load_word_array
 from y8m.errors import UsageError
 from y8m.fileio import atomic_path
 
@@ -122,20 +123,19 @@ class Tokenizer:
 
 
 def load_dictionary(path: str) -> list[str]:
-    """Words of a dictionary file: a 1-d numpy array of strings saved with `np.save`."""
+    """Words of a dictionary file: a 1-d numpy array of strings saved with `np.save`.
+
+    Raises:
+        UsageError: a missing file, or one that is not an array of words (a pickle that
+            would run code is refused, with how to convert a trusted one).
+    """
     if not os.path.isfile(path):
         raise UsageError(
             f"dictionary {path!r} not found: build one with `y8m extras milnce dictionary`"
         )
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError:
-        # The released dictionaries are object arrays, which numpy stores as a pickle.
-        array = np.load(path, allow_pickle=True)
-    except OSError as err:
-        raise UsageError(f"dictionary {path!r} is not a .npy array of words: {err}") from err
-    array = np.asarray(array).reshape(-1)
-    return [str(w) for w in array]
+    # The released dictionaries are object arrays, which numpy stores as a pickle: those are
+    # read by an unpickler that builds arrays of strings and nothing else, so none runs code.
+    return load_word_array(path, "dictionary")
 
 
 def build_dictionary(
@@ -174,8 +174,9 @@ def load_word_vectors(path: str, words: Sequence[str], dim: int) -> tuple[torch.
 
     Args:
         path: a word2vec file readable by gensim (`.bin` binary, else text format), a gensim
-            `KeyedVectors` file (`.kv`), or a torch tensor file (`.pth`/`.pt`) of shape
-            [len(words) + 1, dim] already aligned with the dictionary.
+            `KeyedVectors` file (`.kv`, read without running its pickle), or a torch tensor
+            file (`.pth`/`.pt`) of shape [len(words) + 1, dim] already aligned with the
+            dictionary.
         words: the dictionary in id order.
         dim: expected vector size.
 
@@ -195,7 +196,7 @@ def load_word_vectors(path: str, words: Sequence[str], dim: int) -> tuple[torch.
     from gensim.models import KeyedVectors
 
     if path.endswith(".kv"):
-        vectors = KeyedVectors.load(path)
+        vectors = load_keyed_vectors(path)
     else:
         vectors = KeyedVectors.load_word2vec_format(path, binary=path.endswith(".bin"))
     if vectors.vector_size != dim:

@@ -38,7 +38,9 @@ from extras.milnce.text import Tokenizer, load_dictionary, load_word_vectors
 from extras.runtime import distributed
 from extras.runtime.checkpoints import restore_training, training_state
 from extras.runtime.distributed import Distributed, all_gather_with_grad
+from extras.runtime.flags import flag_fields
 from extras.runtime.hooks import Hooks
+from extras.runtime.inputs import batches, check_loss
 from extras.runtime.precise_bn import load_running_stats, recompute_bn_stats, running_stats
 from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
@@ -163,7 +165,7 @@ def train(
 
 def _train(config: TrainConfig, model_config: ModelConfig, place: Distributed, hooks) -> dict:
     _validate(config, place.world_size)
-    resume, tokenizer, model_config = _start_state(config, model_config)
+    resume, tokenizer, model_config = _start_state(config, model_config, place.is_main)
     torch.manual_seed(config.seed)
     data = build_data(config, tokenizer, place)
     model = _build_model(config, model_config, tokenizer, resume, place)
@@ -196,14 +198,42 @@ def _validate(config: TrainConfig, world_size: int) -> None:
         raise UsageError(f"--precise_bn_batches must be >= 0, got {config.precise_bn_batches}")
 
 
+def kept_settings(config: TrainConfig, model_config: ModelConfig, state: dict) -> dict:
+    """The flags a resumed run takes from its checkpoint whose value differs from this
+    run's: {flag: (value kept, value given)}. The architecture, the tokenizer and the word
+    table are fixed when a run starts; --dictionary and --word_vectors count only if given."""
+    saved_model = state["model_config"]
+    saved_train = state.get("train_config", {})
+    saved = {f.name: saved_model.get(f.name) for f in flag_fields(ModelConfig)}
+    given = {f.name: getattr(model_config, f.name) for f in flag_fields(ModelConfig)}
+    saved.update(max_words=state["tokenizer"]["max_words"])
+    saved.update(lowercase=state["tokenizer"]["lowercase"])
+    given.update(max_words=config.max_words, lowercase=config.lowercase)
+    names = [n for n in ("dictionary", "word_vectors") if getattr(config, n)]
+    if saved_train.get("word_vectors"):
+        names.append("freeze_word_embedding")
+    for name in names:
+        if name in saved_train:
+            saved[name], given[name] = saved_train[name], getattr(config, name)
+    return {k: (saved[k], given[k]) for k in given if saved[k] != given[k]}
+
+
 def _start_state(
-    config: TrainConfig, model_config: ModelConfig
+    config: TrainConfig, model_config: ModelConfig, is_main: bool = True
 ) -> tuple[tuple[str, dict] | None, Tokenizer, ModelConfig]:
     """The checkpoint to resume from ((path, contents) or None), the tokenizer and the model
-    config: a resumed run keeps the ones it was started with."""
+    config: a resumed run keeps the ones it was started with, and says so (one line) when
+    this run's flags ask for others."""
     resume = CHECKPOINTS.resume(config.train_dir)
     if resume is not None:
         state = resume[1]
+        kept = kept_settings(config, model_config, state)
+        if kept and is_main:
+            print(
+                f"resuming {config.train_dir} keeps the checkpoint's "
+                + ", ".join(f"--{k}={a} (given {b})" for k, (a, b) in kept.items())
+                + ": these are fixed when a run starts; use a new --train_dir to change them"
+            )
         tokenizer_config = dict(state["tokenizer"])
         words = tokenizer_config.pop("words")
         return resume, Tokenizer(words, **tokenizer_config), ModelConfig(**state["model_config"])
@@ -340,10 +370,12 @@ def _train_epoch(run: Run, epoch: int) -> tuple[list[float], int, Throughput]:
         disable=not (config.progress and run.place.is_main),
         unit="step",
     )
-    for batch in data.loader:
+    for batch in batches(data.loader):
         loss = train_step(run.parts, batch)
         run.step += 1
         losses.append(loss.item())
+        # The loss is the global batch's (gathered), so every process stops at the same step.
+        check_loss(losses[-1], run.step, CHECKPOINTS.latest(config.train_dir))
         skipped += batch["skipped"]
         run.skipped_examples.extend(batch["skipped_paths"][: 5 - len(run.skipped_examples)])
         speed.add(config.batch_size)

@@ -1,6 +1,7 @@
 """`y8m ensemble` end to end on small prediction stores in tmp_path."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -153,3 +154,109 @@ def test_selection_without_test_then_apply_with_recipe(tmp_path, stores):
     with pytest.warns(UserWarning, match="Kaggle CSV"):
         written = load_input(str(tmp_path / "sel.csv"))
     assert written.num_videos == 50 and np.all(written.classes[:, 0] >= 0)
+
+
+def test_the_submission_recipe_and_plot_are_one_set(tmp_path, stores):
+    from y8m.fileio import check_files
+
+    validation, test = stores
+    output = tmp_path / "submission.csv"
+    ensemble(validation=validation, test=test, greedy=2, output_file=str(output))
+    manifest = tmp_path / "submission.manifest.json"
+    listed = check_files(str(manifest))
+    assert sorted(listed) == ["submission.csv", "submission.gap.png", "submission.recipe.json"]
+    # A recipe whose submission was replaced behind its back is not replayed.
+    output.write_text("VideoId,LabelConfidencePairs\nx,1 0.5\n")
+    with pytest.raises(UsageError, match="is not the file .*manifest.json lists"):
+        ensemble(recipe=str(tmp_path / "submission.recipe.json"), output_file=str(tmp_path / "r"))
+
+
+def test_a_kill_between_renames_never_pairs_new_submission_with_old_recipe(
+    tmp_path, stores, monkeypatch
+):
+    import os
+
+    from y8m.fileio import check_files
+
+    validation, test = stores
+    output = tmp_path / "submission.csv"
+    recipe = tmp_path / "submission.recipe.json"
+    first = ensemble(validation=validation, test=test, greedy=1, output_file=str(output))
+    old_recipe = recipe.read_bytes()
+
+    # The second run is killed on its second rename onto the set: the new CSV is in place,
+    # the recipe is still the first run's.
+    finals = {str(output), str(recipe), str(tmp_path / "submission.gap.png")}
+    real_replace, renames = os.replace, []
+
+    def replace(src, dst):
+        if os.fspath(dst) in finals:
+            renames.append(dst)
+            if len(renames) == 2:
+                raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        ensemble(validation=validation, test=test, method="mean", output_file=str(output))
+    monkeypatch.undo()
+    assert recipe.read_bytes() == old_recipe  # the state the kill left ...
+    half_new = output.read_bytes()
+
+    # ... is never read as a set: the next reader finishes the commit first.
+    replayed = ensemble(recipe=str(recipe), output_file=str(tmp_path / "again.csv"))
+    assert json.loads(recipe.read_text())["method"] == "mean"
+    assert replayed["weights"] != first["weights"]
+    assert (tmp_path / "again.csv").read_bytes() == half_new == output.read_bytes()
+    listed = check_files(str(tmp_path / "submission.manifest.json"))
+    # The mean run has no plot: the first run's (left by the kill) is no longer in the set.
+    assert sorted(listed) == ["submission.csv", "submission.recipe.json"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+def test_a_replay_writes_its_recipe_and_plot_beside_its_submission(tmp_path, stores):
+    from y8m.fileio import check_files
+
+    validation, test = stores
+    ensemble(validation=validation, test=test, greedy=2, output_file=str(tmp_path / "a.csv"))
+    ensemble(recipe=str(tmp_path / "a.recipe.json"), output_file=str(tmp_path / "a.csv"))
+    assert sorted(check_files(str(tmp_path / "a.manifest.json"))) == [
+        "a.csv",
+        "a.gap.png",
+        "a.recipe.json",
+    ]
+    ensemble(recipe=str(tmp_path / "a.recipe.json"), output_file=str(tmp_path / "b.csv"))
+    assert (tmp_path / "b.recipe.json").read_bytes() == (tmp_path / "a.recipe.json").read_bytes()
+    assert sorted(check_files(str(tmp_path / "b.manifest.json")))[0] == "b.csv"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"greedy": 0}, "--greedy must be a positive integer, got 0"),
+        ({"greedy": "abc"}, "--greedy must be an integer, got 'abc'"),
+        ({"greedy": 2.5}, "--greedy must be an integer"),
+        ({"top_k": 0}, "--top_k must be a positive integer, got 0"),
+        ({"top_k": 10**9}, "--top_k must be at most 3862"),
+        ({"version": "abc"}, "--version must be an integer"),
+        ({"version": 2016}, "--version must be one of 2017, 2018, 2019"),
+        ({"method": "weighted", "weights": "model_0=nan"}, "--weights must be a number"),
+        ({"method": "weighted", "weights": "model_0=-1"}, "--weights must be at least 0"),
+    ],
+)
+def test_numeric_flags_are_checked_at_the_edge(tmp_path, stores, flags, message):
+    validation, test = stores
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        ensemble(validation=validation, test=test, output_file=str(tmp_path / "x.csv"), **flags)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_numeric_flag_through_the_cli_is_one_error_line(tmp_path, stores, capsys):
+    from y8m.cli import main
+
+    validation, _ = stores
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ensemble", f"--validation={validation}", "--greedy=abc"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --greedy must be an integer")

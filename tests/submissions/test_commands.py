@@ -1,3 +1,5 @@
+import gzip
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,56 @@ def test_with_tfrecords_from_synth(synth_dir, tmp_path, capsys):
     assert validated.endswith(f"ids match the {num_videos} expected")
     assert scored.startswith(f"GAP@20 {result['gap']:.6f} on {num_videos} videos (0 missing")
     assert scored.endswith(f"{num_videos} of {positives} labels found)")
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [("b,3 inf", "score inf is outside [0, 1]"), ("b,3 1.5", "score 1.5 is outside [0, 1]")],
+)
+def test_score_refuses_what_validate_rejects(tmp_path, row, problem):
+    sub = write_text(tmp_path / "s.csv", f"VideoId,LabelConfidencePairs\na,1 0.9\n{row}\n")
+    truth = write_text(tmp_path / "t.csv", "VideoId,Labels\na,2\nb,3\n")
+    with pytest.raises(UsageError) as validate_error:
+        Commands().validate(sub)
+    with pytest.raises(UsageError) as score_error:
+        Commands().score(sub, solution=truth)
+    assert str(score_error.value) == str(validate_error.value)
+    assert str(score_error.value) == f"invalid submission {sub}: line 3: {problem}"
+
+
+def _cli_error(capsys, argv) -> str:
+    from y8m.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: "), captured.err
+    return captured.err
+
+
+def test_unreadable_files_are_one_error_line(tmp_path, capsys):
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"VideoId,LabelConfidencePairs\ncaf\xe9,1 0.5\n")
+    assert "not UTF-8 text (byte 0xe9)" in _cli_error(
+        capsys, ["submission", "validate", str(latin1)]
+    )
+    whole = gzip.compress(b"VideoId,LabelConfidencePairs\n" + b"a,1 0.5\n" * 2000)
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    for argv in (["validate", str(truncated)], ["score", str(truncated), "--solution=t.csv"]):
+        assert "gzip stream is truncated" in _cli_error(capsys, ["submission", *argv])
+    corrupt = tmp_path / "bad.csv.gz"
+    corrupt.write_bytes(whole[:20] + b"\0" * 40 + whole[60:])
+    assert f"cannot read {corrupt}" in _cli_error(capsys, ["submission", "validate", str(corrupt)])
+
+
+def test_missing_arguments_and_bad_flags_are_one_error_line(tmp_path, capsys):
+    sub = write_text(tmp_path / "s.csv", "VideoId,LabelConfidencePairs\na,1 0.5\n")
+    assert "pass the submission file" in _cli_error(capsys, ["submission", "validate"])
+    assert "pass the submission file" in _cli_error(capsys, ["submission", "score"])
+    assert "pass --solution" in _cli_error(capsys, ["submission", "score", sub])
+    err = _cli_error(capsys, ["submission", "validate", sub, "--version=abc"])
+    assert err.startswith("error: --version must be an integer, got 'abc'")
+    err = _cli_error(capsys, ["submission", "score", sub, "--solution=t.csv", "--version=2016"])
+    assert err.startswith("error: --version must be one of 2017, 2018, 2019")

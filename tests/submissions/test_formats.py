@@ -1,4 +1,5 @@
 import gzip
+import re
 
 import numpy as np
 import pytest
@@ -119,3 +120,25 @@ def test_segment_reader_rejects_repeated_class(tmp_path):
 def test_video_rows_checks_shapes():
     with pytest.raises(ValueError, match="classes"):
         list(formats.video_rows(["a"], np.zeros((2, 3)), np.zeros((2, 3))))
+
+
+@pytest.mark.parametrize("bad", ["a,b", 'a"b', "a\nb", "a\rb", "a b", ""])
+def test_writers_refuse_ids_that_break_the_csv(tmp_path, bad):
+    path = tmp_path / "s.csv"
+    path.write_text("old\n")
+    classes, scores = np.array([[1], [2]]), np.array([[0.5], [0.25]])
+    with pytest.raises(UsageError, match=f"^video id {re.escape(repr(bad))} cannot be written"):
+        formats.write_video_submission(str(path), ["ok", bad], classes, scores)
+    if bad:  # an empty video id in a segment id is test_writers_refuse_malformed_segment_ids
+        segment = repr(bad + ":5")
+        with pytest.raises(UsageError, match=f"^segment id {re.escape(segment)} cannot"):
+            formats.write_segment_submission(str(path), {3: ["ok:0", bad + ":5"]})
+    assert path.read_text() == "old\n"  # nothing half written
+
+
+def test_writers_refuse_malformed_segment_ids(tmp_path):
+    path = tmp_path / "s.csv"
+    for bad in (":5", "vid:", "vid:x"):
+        with pytest.raises(UsageError, match=f"^segment id {re.escape(repr(bad))} of class 3"):
+            formats.write_segment_submission(str(path), {3: ["ok:0", bad]})
+    assert not path.exists()

@@ -151,3 +151,32 @@ def test_take_and_dataclass_checks():
     np.testing.assert_array_equal(q.hits(), [[False], [True]])
     with pytest.raises(ValueError):
         Predictions(["a"], [[0], [1]], [[0.5], [0.25]])
+
+
+@pytest.mark.parametrize("failing", ["close", "write_table"])
+def test_full_disk_on_final_flush_or_close_keeps_the_old_store(tmp_path, monkeypatch, failing):
+    """ENOSPC while the last row group or the footer is written: the old store stays as it was."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def write(rows, **kwargs):
+        with PredictionWriter(
+            tmp_path / "m_test", model_name="m", split="test", num_classes=4, top_k=2, **kwargs
+        ) as writer:
+            writer.add_topk([f"v{i}" for i in range(rows)], [[0, 1]] * rows, [[0.9, 0.1]] * rows)
+
+    write(3)
+    path = tmp_path / "m_test.parquet"
+    good = path.read_bytes()
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq.ParquetWriter, failing, full_disk)
+    with pytest.raises(UsageError, match=r"^cannot write .*m_test\.parquet: No space left"):
+        write(5)
+    assert path.read_bytes() == good
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+    monkeypatch.undo()
+    assert load_predictions(path).num_videos == 3

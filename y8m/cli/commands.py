@@ -201,7 +201,7 @@ def _quiet(cls):
 class Submission:
     """Kaggle submission files: validate and score."""
 
-    def validate(self, file: str, version: int = 2018, ids_from: str | None = None):
+    def validate(self, file: str | None = None, version: int = 2018, ids_from: str | None = None):
         """Check a submission CSV: header, rows, unique ids (== the test set's with --ids_from), ranges.
 
         Args:
@@ -209,22 +209,38 @@ class Submission:
             version: 2017, 2018 (video labels) or 2019 (segments).
             ids_from: TFRecord glob or CSV of the ids the submission must cover exactly.
         """
-        from submissions.commands import Commands
+        from submissions.commands import Commands, check_file, check_version
 
+        file, version = check_file(file), check_version(version)  # before any reading
         Commands().validate(file, version=version, ids_from=self._read_ids(ids_from, version))
 
-    def score(self, file: str, solution: str, version: int = 2018):
+    def score(self, file: str | None = None, solution: str | None = None, version: int = 2018):
         """Score a submission as the leaderboard does (GAP@20; segment mAP for 2019).
+
+        The file is validated first (as `validate` does): an invalid file is not scored.
 
         Args:
             file: the submission (.csv or .csv.gz).
             solution: TFRecord glob with labels, or a CSV of true labels.
             version: 2017, 2018 or 2019.
         """
-        from submissions.commands import Commands
+        from submissions.commands import (
+            NO_SOLUTION,
+            Commands,
+            check_file,
+            check_submission,
+            check_version,
+        )
 
+        file, version = check_file(file), check_version(version)
+        if solution is None:
+            raise UsageError(NO_SOLUTION)
+        check_submission(file, version)  # before the solution's TFRecords are read
         Commands().score(
-            file, solution=self._read_solution(file, solution, version), version=version
+            file,
+            solution=self._read_solution(file, solution, version),
+            version=version,
+            validated=True,
         )
 
     # The submissions package never loads TensorFlow: TFRecord globs are read here, into the

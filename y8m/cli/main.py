@@ -9,24 +9,32 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import fire
-
-    from y8m.cli import commands
     from y8m.errors import UsageError
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in _TENSORFLOW_COMMANDS and "--help" not in argv:
-        _start_tensorflow_quietly()
-    try:
+    try:  # Ctrl-C while TensorFlow starts is an interruption like any other
+        import fire
+
+        from y8m.cli import commands
+
+        if argv and argv[0] in _TENSORFLOW_COMMANDS and "--help" not in argv:
+            _start_tensorflow_quietly()
         table = commands._command_table()
         commands.check_flags(table, argv)
         fire.Fire(table, command=_help_for_fire(argv), name="y8m")
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err), 2)
+    except OSError as err:  # a file the command reads or writes: one line, no traceback
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        _fail(f"{where}{err.strerror or err}", 2)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> None:
+    # One line, whatever the message carried (a path with a newline, a wrapped library error).
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    sys.exit(code)
 
 
 _TENSORFLOW_COMMANDS = {

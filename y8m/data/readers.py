@@ -236,27 +236,35 @@ def locate_corrupt_file(files: Sequence[str]) -> tuple[str, str] | None:
 
 
 def detect_layout(path: str) -> dict:
-    """Looks at the first record of a file: `{"frame_level": bool, "version": int|None, "keys": [...]}`."""
+    """Looks at the first record of a file: `{"frame_level": bool, "version": int|None,
+    "keys": [context or feature keys], "features": [per-frame feature lists, or the keys]}`."""
     try:
         first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
     except tf.errors.OpError as err:
         raise data_error(err, path) from None
     if first is None:
-        return {"frame_level": None, "version": None, "keys": []}
+        return {"frame_level": None, "version": None, "keys": [], "features": []}
     raw = first.numpy()
     seq = tf.train.SequenceExample.FromString(raw)
     if seq.feature_lists.feature_list:
         keys = list(seq.context.feature)
+        features = list(seq.feature_lists.feature_list)
         frame_level = True
     else:
         keys = list(tf.train.Example.FromString(raw).features.feature)
+        features = keys
         frame_level = False
     version = None
     if "video_id" in keys:
         version = 2017
     elif "id" in keys:
         version = 2019 if specs.SEGMENT_LABELS_KEY in keys else 2018
-    return {"frame_level": frame_level, "version": version, "keys": sorted(keys)}
+    return {
+        "frame_level": frame_level,
+        "version": version,
+        "keys": sorted(keys),
+        "features": sorted(features),
+    }
 
 
 def read_labels(pattern: str, version: int | None = None) -> pd.DataFrame:  # noqa: F821

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from y8m.data import records, specs
-from y8m.errors import UsageError
+from y8m.errors import UsageError, choice, integer, number
 from y8m.fileio import atomic_open
 
 NOISE_STD = 0.5  # per-dimension std of distractor frames (values stay inside the [-2, 2] range)
@@ -232,12 +232,17 @@ def synthesize(
             num_classes=int(num_classes),
             num_rated_classes=min(release.num_rated_classes, int(num_classes)),
         )
-    if level not in ("frame", "video", "both"):
-        raise UsageError(f"--level must be frame, video or both, got {level!r}")
-    if not 1 <= min_frames <= max_frames <= specs.MAX_FRAMES:
-        raise UsageError(f"need 1 <= --min_frames <= --max_frames <= {specs.MAX_FRAMES}")
-    if videos < 1 or shards < 1:
-        raise UsageError("--videos and --shards must be at least 1")
+    choice("level", level, ("frame", "video", "both"))
+    videos, shards = integer("videos", videos, 1), integer("shards", shards, 1)
+    min_frames = integer("min_frames", min_frames, 1, specs.MAX_FRAMES)
+    max_frames = integer("max_frames", max_frames, min_frames, specs.MAX_FRAMES)
+    active_classes = integer("active_classes", active_classes, 1, release.num_classes)
+    verticals = integer("verticals", verticals, 1)
+    mean_labels = number("mean_labels", mean_labels, above=0)
+    seed = integer("seed", seed, 0)
+    for name, value in (("validate_videos", validate_videos), ("test_videos", test_videos)):
+        if value is not None:
+            integer(name, value, 0)
     counts_per_split = {
         "train": int(videos),
         "validate": int(validate_videos if validate_videos is not None else max(videos // 4, 1)),

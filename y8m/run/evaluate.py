@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from y8m.errors import UsageError
+from y8m.errors import UsageError, integer, number
 from y8m.fileio import atomic_open, atomic_path
 from y8m.run import rundir, sharding
 from y8m.run.inference import compiled_predict
@@ -64,11 +64,15 @@ def evaluate(
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     parts = _parts_prefix(train_dir)
     if merge:
-        found = sharding.parts_for_merge(parts, ".npz", float(merge_timeout), progress)
+        wait = number("merge_timeout", merge_timeout, 0)
+        found = sharding.parts_for_merge(parts, ".npz", wait, progress)
         merged = _merge_parts(found)
         sharding.release_merge(parts)  # a claim left by a worker killed mid-merge
         return _report(train_dir, *merged, None)
     weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
+    batch_size, top_k = integer("batch_size", batch_size, 1), integer("top_k", top_k, 1)
+    if max_videos is not None:
+        max_videos = integer("max_videos", max_videos, 1)
     if not eval_data_pattern:
         raise UsageError(
             "missing --eval_data_pattern: a glob such as 'data/synth/frame/validate*.tfrecord'"

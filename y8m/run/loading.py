@@ -11,6 +11,7 @@ statistics) unless `--precise_bn_batches=0`; model.keras already holds re-estima
 from __future__ import annotations
 
 import os
+import zipfile
 
 from y8m.errors import UsageError
 from y8m.run import judged, rundir
@@ -39,7 +40,15 @@ def load_model(
 
         import frame_models  # noqa: F401  (registers the layers model.keras names)
 
-        model = keras.models.load_model(rundir.path(train_dir, rundir.MODEL_FILE), compile=False)
+        rundir.check_model(train_dir)
+        model_path = rundir.path(train_dir, rundir.MODEL_FILE)
+        try:
+            model = keras.models.load_model(model_path, compile=False)
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+            raise UsageError(
+                f"{model_path} is damaged ({str(err).splitlines()[0][:100]}): train again or "
+                "pass --checkpoint=STEP"
+            ) from None
         if not rundir.model_info(train_dir):  # written before model.keras held precise ones
             _announce(judged.reestimate(model, config, n, progress=progress), n)
         return model, config

@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from y8m.errors import UsageError
+from y8m.errors import UsageError, integer, number
+from y8m.fileio import atomic_files
 from y8m.run import rundir, sharding
 from y8m.run.inference import compiled_predict
 from y8m.run.loading import load_model
@@ -70,22 +71,16 @@ def predict(
     if not output_file:
         raise UsageError("missing --output_file: where the predictions go, e.g. preds/gnv_test")
     final_path = store_path(output_file)
+    csv_path = submission_path(final_path, gzip) if csv else None
     if merge:
-        config = rundir.load_config(train_dir) if train_dir else None
-        if csv and config is None:
-            raise UsageError(
-                "--merge --csv needs --train_dir (the run's release names the CSV format)"
-            )
-        parts = sharding.parts_for_merge(final_path, ".parquet", float(merge_timeout), progress)
-        seen = sharding.merge_prediction_parts(parts, final_path)
-        sharding.release_merge(final_path)  # a claim left by a worker killed mid-merge
-        return _finish(final_path, seen, 0.0, config, csv, gzip, None)
+        return _merge_step(train_dir, final_path, csv_path, merge_timeout, progress)
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     if not input_data_pattern:
         raise UsageError(
             "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'"
         )
+    top_k, batch_size = integer("top_k", top_k, 1), integer("batch_size", batch_size, 1)
     weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
     if segments:
         from y8m.run.segments import predict_segments
@@ -95,59 +90,93 @@ def predict(
             input_data_pattern,
             output_file,
             batch_size=batch_size,
-            segment_max_pred=segment_max_pred,
+            segment_max_pred=integer("segment_max_pred", segment_max_pred, 1),
             segment_label_ids=segment_label_ids,
             progress=progress,
             weights=weights,
         )
     total, index = sharding.resolve(num_workers, worker_index)
-    part = sharding.part_path(final_path, index, total, ".parquet") if total > 1 else final_path
     store = dict(
         model_name=model_name or os.path.basename(os.path.normpath(train_dir)),
         split=split or _guess_split(input_data_pattern),
-        top_k=int(top_k),
+        top_k=top_k,
     )
-    seen, seconds, report, config = _write_store(
-        train_dir,
-        input_data_pattern,
-        part,
-        store,
-        batch_size,
-        skip_corrupt,
-        (total, index),
-        progress,
-        weights,
-    )
-    if total > 1:
-        merging, missing = sharding.claim_merge(final_path, total, ".parquet")
-        if not merging:
-            print(
-                sharding.waiting_message(
-                    index, total, missing, f"y8m predict --merge --output_file={output_file}"
-                )
-            )
-            return {
-                "output_file": part,
-                "num_videos": seen,
-                "videos_per_s": seen / max(seconds, 1e-9),
-            }
-        try:
-            seen = sharding.merge_prediction_parts(
-                sharding.all_parts(final_path, total, ".parquet"), final_path
-            )
-        finally:
-            sharding.release_merge(final_path)
-    return _finish(final_path, seen, seconds, config, csv, gzip, report)
+    job = (train_dir, input_data_pattern, store, batch_size, skip_corrupt, (total, index))
+
+    def write(path):
+        return _write_store(*job, path, progress, weights)
+
+    if total == 1:
+        return _commit(final_path, csv_path, write)
+    part = sharding.part_path(final_path, index, total, ".parquet")
+    seen, seconds, _, config = write(part)
+    merging, missing = sharding.claim_merge(final_path, total, ".parquet")
+    if not merging:
+        command = f"y8m predict --merge --output_file={output_file}"
+        print(sharding.waiting_message(index, total, missing, command))
+        return {"output_file": part, "num_videos": seen, "videos_per_s": seen / max(seconds, 1e-9)}
+    try:
+        return _commit_merge(
+            final_path, csv_path, sharding.all_parts(final_path, total, ".parquet"), config
+        )
+    finally:
+        sharding.release_merge(final_path)
 
 
 def store_path(output_file: str) -> str:
-    """OUTPUT_FILE, with `.parquet` added when it has no suffix."""
-    has_suffix = os.path.splitext(os.path.basename(output_file))[1]
-    return output_file if has_suffix else output_file + ".parquet"
+    """The prediction store OUTPUT_FILE names: `.parquet` added unless it ends with it (so
+    `a.v2` and `a.v3` are two stores with two CSVs); a CSV name is refused."""
+    name = os.path.basename(output_file).lower()
+    if name.endswith((".csv", ".gz")):
+        raise UsageError(
+            f"--output_file={output_file} names the prediction store (Parquet), not the CSV: "
+            "--csv writes the Kaggle CSV beside the store; pass the name without .csv"
+        )
+    return output_file if name.endswith(".parquet") else output_file + ".parquet"
+
+
+def submission_path(store: str, gzip: bool) -> str:
+    """The Kaggle CSV beside a store: `x.parquet` -> `x.csv` (`x.csv.gz` with --gzip)."""
+    return store[: -len(".parquet")] + (".csv.gz" if gzip else ".csv")
+
+
+def _commit(final_path, csv_path, write) -> dict:
+    """Writes the store (and its CSV, as one unit with it) with `write(path)`."""
+    if csv_path is None:
+        seen, seconds, report, config = write(final_path)
+    else:
+        manifest = final_path[: -len(".parquet")] + ".manifest.json"
+        with atomic_files([final_path, csv_path], manifest) as temporaries:
+            seen, seconds, report, config = write(temporaries[final_path])
+            _write_csv(temporaries[final_path], temporaries[csv_path], config)
+    return _summary(final_path, csv_path, seen, seconds, report)
+
+
+def _commit_merge(final_path, csv_path, parts, config) -> dict:
+    """Merges worker parts into the store (and CSV); the parts go only once it is in place."""
+
+    def write(path):
+        return sharding.merge_prediction_parts(parts, path, remove=False), 0.0, None, config
+
+    result = _commit(final_path, csv_path, write)
+    for part in parts:
+        os.remove(part)
+    return result
+
+
+def _merge_step(train_dir, final_path, csv_path, merge_timeout, progress) -> dict:
+    config = rundir.load_config(train_dir) if train_dir else None
+    if csv_path and config is None:
+        raise UsageError("--merge --csv needs --train_dir (the run's release names the CSV format)")
+    wait = number("merge_timeout", merge_timeout, 0)
+    parts = sharding.parts_for_merge(final_path, ".parquet", wait, progress)
+    result = _commit_merge(final_path, csv_path, parts, config)
+    sharding.release_merge(final_path)  # a claim left by a worker killed mid-merge
+    return result
 
 
 def _write_store(
-    train_dir, pattern, path, store, batch_size, skip_corrupt, worker, progress, weights
+    train_dir, pattern, store, batch_size, skip_corrupt, worker, path, progress, weights
 ):
     """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH.
 
@@ -197,27 +226,24 @@ def _write_store(
     return seen, time.perf_counter() - t0, report, config
 
 
-def _finish(path, seen, seconds, config, csv, gzip, report) -> dict:
-    """The Kaggle CSV when asked for, the summary line and the result dict."""
-    result = {"output_file": path, "num_videos": seen, "videos_per_s": seen / max(seconds, 1e-9)}
-    if csv:
-        from submissions.formats import write_video_submission
-        from y8m.predictions import load_predictions
+def _write_csv(store: str, csv_path: str, config: dict) -> None:
+    from submissions.formats import write_video_submission
+    from y8m.predictions import load_predictions
 
-        stored = load_predictions(path)
-        csv_path = os.path.splitext(path)[0] + (".csv.gz" if gzip else ".csv")
-        write_video_submission(
-            csv_path,
-            stored.ids,
-            stored.classes,
-            stored.scores,
-            version=int(config["data"]["version"]),
-        )
+    stored = load_predictions(store)
+    write_video_submission(
+        csv_path, stored.ids, stored.classes, stored.scores, version=int(config["data"]["version"])
+    )
+
+
+def _summary(path, csv_path, seen, seconds, report) -> dict:
+    result = {"output_file": path, "num_videos": seen, "videos_per_s": seen / max(seconds, 1e-9)}
+    if csv_path:
         result["csv_file"] = csv_path
     if report is not None and report.skipped:
         print(report.summary())
     rate = f" ({result['videos_per_s']:.0f} videos/s)" if seconds else ""
-    print(f"wrote {seen} videos to {path}{rate}" + (f" and {result['csv_file']}" if csv else ""))
+    print(f"wrote {seen} videos to {path}{rate}" + (f" and {csv_path}" if csv_path else ""))
     return result
 
 

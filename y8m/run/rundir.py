@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from y8m.errors import UsageError
-from y8m.fileio import atomic_open, atomic_path
+from y8m.fileio import atomic_files, atomic_open, check_files
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -23,6 +23,7 @@ HISTORY_FILE = "history.csv"
 EVAL_FILE = "eval.json"
 CURVE_FILE = "training_curve.png"
 MODEL_INFO_FILE = "model.json"  # what model.keras holds: its step, EMA, batch-norm statistics
+MODEL_MANIFEST = "model.manifest.json"  # model.keras, model.json and the curve, as one set
 FLOAT16_WEIGHTS = "weights.float16.npz"
 HISTORY_FIELDS = ("step", "loss", "learning_rate", "examples_per_s", "validation_gap")
 
@@ -38,8 +39,14 @@ def load_config(train_dir: str) -> dict:
         raise UsageError(
             f"no trained model in {train_dir!r} (missing {CONFIG_FILE}): run `y8m train` first"
         )
-    with open(p) as f:
-        return json.load(f)
+    try:
+        with open(p) as f:
+            config = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{p} is damaged ({err}): restore it or train again") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise UsageError(f"{p} is not a y8m run config: restore it or train again")
+    return config
 
 
 def save_config(train_dir: str, config: dict) -> None:
@@ -49,9 +56,20 @@ def save_config(train_dir: str, config: dict) -> None:
 
 
 def archive(train_dir: str) -> str | None:
-    """Moves an existing run aside (never deletes it) so a new one can start in TRAIN_DIR."""
+    """Moves an existing run aside (never deletes it) so a new one can start in TRAIN_DIR.
+
+    Only a run directory (one with config.json) is moved: `--train_dir=.` or a data folder is
+    refused rather than moved away.
+    """
     if not os.path.exists(train_dir) or not os.listdir(train_dir):
         return None
+    if os.path.abspath(train_dir) in (os.path.abspath(os.getcwd()), os.path.abspath(os.sep)):
+        raise UsageError(f"--start_new_model would move {train_dir!r} itself: pass a run folder")
+    if not os.path.exists(path(train_dir, CONFIG_FILE)):
+        raise UsageError(
+            f"--start_new_model: {train_dir!r} is not a run (no {CONFIG_FILE}) and is not empty; "
+            "pass a new or run folder as --train_dir"
+        )
     target = f"{train_dir.rstrip(os.sep)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
     os.replace(train_dir, target)
     return target
@@ -88,15 +106,32 @@ def _hparams(overrides: dict) -> dict:
     return {k: v for k, v in overrides.items() if k not in ("feature_names", "feature_sizes")}
 
 
-def save_model(model, train_dir: str, info: dict) -> str:
-    """Writes model.keras and model.json (`info`: step, ema_decay, precise_bn_batches) atomically;
-    returns the model's path."""
+def save_model(model, train_dir: str, info: dict, curve=None) -> str:
+    """Writes model.keras, model.json (`info`: step, ema_decay, precise_bn_batches) and, when
+    given, the training curve (`curve(png_path)` draws it) as one set; returns the model's path.
+
+    A kill never leaves a new model beside the previous run's record or curve: readers check
+    model.manifest.json (`y8m.fileio.check_files`).
+    """
     target = path(train_dir, MODEL_FILE)
-    with atomic_path(target) as tmp:
-        model.save(tmp)  # the temporary name keeps the .keras suffix keras requires
-    with atomic_open(path(train_dir, MODEL_INFO_FILE), "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
+    files = [target, path(train_dir, MODEL_INFO_FILE)] + (
+        [path(train_dir, CURVE_FILE)] if curve else []
+    )
+    with atomic_files(files, path(train_dir, MODEL_MANIFEST)) as temporaries:
+        model.save(temporaries[target])  # the temporary name keeps the .keras suffix
+        with open(temporaries[files[1]], "w") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+        if curve:
+            curve(temporaries[files[2]])
     return target
+
+
+def check_model(train_dir: str) -> None:
+    """A UsageError if model.keras is not the one its manifest lists (runs written before the
+    manifest existed are taken as they are)."""
+    manifest = path(train_dir, MODEL_MANIFEST)
+    if os.path.exists(manifest) or os.path.exists(manifest + ".pending"):
+        check_files(manifest)
 
 
 def model_info(train_dir: str) -> dict:

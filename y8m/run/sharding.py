@@ -122,8 +122,10 @@ def waiting_message(index: int, total: int, missing: list[str], merge_command: s
     )
 
 
-def merge_prediction_parts(parts: list[str], output: str) -> int:
-    """Concatenates prediction-store parts into `output`, keeping the first row of any id."""
+def merge_prediction_parts(parts: list[str], output: str, remove: bool = True) -> int:
+    """Concatenates prediction-store parts into `output`, keeping the first row of any id;
+    the parts are removed afterwards unless `remove` is False (the caller removes them once
+    the output is committed)."""
     import json
 
     import pyarrow as pa
@@ -153,6 +155,7 @@ def merge_prediction_parts(parts: list[str], output: str) -> int:
                         rows += len(keep)
         finally:
             writer.close()
-    for part in parts:
-        os.remove(part)
+    if remove:
+        for part in parts:
+            os.remove(part)
     return rows

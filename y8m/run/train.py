@@ -13,7 +13,13 @@ from y8m.errors import UsageError
 from y8m.fileio import expand_pattern
 from y8m.run import distribute, rundir
 from y8m.run.training import artefacts
-from y8m.run.training.config import check_resumable, run_config, total_steps
+from y8m.run.training.config import (
+    check_data,
+    check_flags,
+    check_resumable,
+    run_config,
+    total_steps,
+)
 from y8m.run.training.hooks import JudgedWeightsHook, LogHook, ValidationHook
 from y8m.run.training.loop import Hook, TrainLoop
 from y8m.run.training.state import TrainState, build_state, restore
@@ -114,11 +120,13 @@ def train(
 
 
 def _train(flags: dict, model_overrides: dict) -> dict:
+    check_flags(flags)
     train_dir = flags["train_dir"]
     # Multi-worker collectives must be set up before TensorFlow runs any op.
     strategy = distribute.make_strategy(flags["strategy"])
     files = expand_pattern(flags["train_data_pattern"], "training files")
     config = run_config(flags, model_overrides, files)
+    check_data(files, config, flags["train_data_pattern"])
     config["flags"] = {**flags, **model_overrides}  # the command line as given, for the record
     _, worker = distribute.worker_info() if flags["strategy"] == "multi_worker" else (1, 0)
     chief = worker == 0
@@ -272,8 +280,10 @@ def _finish(loop: TrainLoop, flags: dict, chief: bool, report) -> dict:
         "ema_decay": float(flags["ema_decay"]),
         "precise_bn_batches": int(loop.results.get("precise_bn_batches", 0)),
     }
-    model_path = rundir.save_model(loop.judged_net, train_dir, info)
-    artefacts.plot_history(train_dir)
+    curve = None
+    if artefacts.has_history(train_dir):
+        curve = lambda png: artefacts.plot_history(train_dir, png)  # noqa: E731
+    model_path = rundir.save_model(loop.judged_net, train_dir, info, curve)
     if report.skipped:
         print(report.summary())
     judged_by = []

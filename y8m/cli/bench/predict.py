@@ -68,7 +68,7 @@ def bench_predict(
                 train_data_pattern=os.path.join(data, "video", "train*.tfrecord"),
                 train_dir=run_dir,
                 max_steps=1,
-                batch_size=64,
+                batch_size=min(64, n),
                 progress=False,
             )
         out = (

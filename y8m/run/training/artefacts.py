@@ -7,18 +7,19 @@ import os
 
 import numpy as np
 
-from y8m.fileio import atomic_path
 from y8m.run import rundir
 
 
-def plot_history(train_dir: str) -> None:
-    """training_curve.png from history.csv: loss (log scale when it spans decades) and
-    validation GAP on a second axis."""
+def has_history(train_dir: str) -> bool:
+    return os.path.exists(rundir.path(train_dir, rundir.HISTORY_FILE))
+
+
+def plot_history(train_dir: str, png_path: str) -> None:
+    """The training curve from history.csv to PNG_PATH: loss (log scale when it spans decades)
+    and validation GAP on a second axis."""
     import pandas as pd
 
     history_path = rundir.path(train_dir, rundir.HISTORY_FILE)
-    if not os.path.exists(history_path):
-        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,8 +43,7 @@ def plot_history(train_dir: str) -> None:
         ax2.set_ylabel("validation GAP")
     ax.set_title("training curve")
     fig.tight_layout()
-    with atomic_path(rundir.path(train_dir, rundir.CURVE_FILE)) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    fig.savefig(png_path, format="png", dpi=100)
     plt.close(fig)
 
 

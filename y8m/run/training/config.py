@@ -6,7 +6,7 @@ import math
 import os
 
 from y8m.data import specs
-from y8m.errors import UsageError
+from y8m.errors import UsageError, integer, number
 from y8m.run import rundir
 
 # Flags that define the model or its data: a resumed run must not change them silently.
@@ -40,6 +40,12 @@ def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
     features = specs.parse_feature_list(
         flags["feature_names"], flags["feature_sizes"], frame_level=mode["frame_level"]
     )
+    absent = [f.name for f in features if layout["features"] and f.name not in layout["features"]]
+    if absent:  # the reader would feed zeros for them: training on nothing
+        raise UsageError(
+            f"feature(s) {', '.join(absent)} are in no record of {files[0]} (it has "
+            f"{', '.join(layout['features'])}): fix --feature_names"
+        )
     return {
         "model": model,
         "num_classes": int(flags["num_classes"] or release.num_classes),
@@ -64,35 +70,73 @@ def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
             "seed": int(flags["seed"]),
             "jit_compile": bool(flags["jit_compile"]),
             "mixed_precision": bool(flags["mixed_precision"]),
-            "keep_checkpoints": _at_least(flags, "keep_checkpoints", 1),
-            "precise_bn_batches": _at_least(flags, "precise_bn_batches", 0),
-            "ema_decay": _ema(flags["ema_decay"]),
+            "keep_checkpoints": int(flags["keep_checkpoints"]),
+            "precise_bn_batches": int(flags["precise_bn_batches"]),
+            "ema_decay": float(flags["ema_decay"]),
         },
     }
 
 
-def _at_least(flags: dict, name: str, low: int) -> int:
-    try:
-        value = int(flags[name])
-    except (TypeError, ValueError):
-        value = low - 1
-    if value < low:
-        raise UsageError(f"--{name} must be an integer >= {low}, got {flags[name]!r}")
-    return value
+def check_flags(flags: dict) -> None:
+    """Types and ranges of `y8m train`'s flags, before anything runs (one line naming the flag)."""
+    for name, low in (("batch_size", 1), ("checkpoint_steps", 1), ("log_steps", 1),
+                      ("keep_checkpoints", 1), ("validate_steps", 0), ("validate_max_videos", 1),
+                      ("precise_bn_batches", 0), ("learning_rate_decay_examples", 1)):  # fmt: skip
+        flags[name] = integer(name, flags[name], low)
+    flags["max_frames"] = integer("max_frames", flags["max_frames"], 1, specs.MAX_FRAMES)
+    for name in ("max_steps", "num_epochs"):
+        if flags[name] is not None:
+            flags[name] = integer(name, flags[name], 1)
+    flags["seed"] = integer("seed", flags["seed"])
+    flags["base_learning_rate"] = number("base_learning_rate", flags["base_learning_rate"], above=0)
+    flags["learning_rate_decay"] = number(
+        "learning_rate_decay", flags["learning_rate_decay"], maximum=1, above=0
+    )
+    flags["clip_gradient_norm"] = number("clip_gradient_norm", flags["clip_gradient_norm"], 0)
+    flags["ema_decay"] = number("ema_decay", flags["ema_decay"], 0, below=1)
+    if flags["max_model_mb"] is not None:
+        flags["max_model_mb"] = number("max_model_mb", flags["max_model_mb"], above=0)
 
 
-def _ema(value) -> float:
-    try:
-        decay = float(value)
-    except (TypeError, ValueError):
-        decay = -1.0
-    if not 0.0 <= decay < 1.0:
-        raise UsageError(f"--ema_decay must be in [0, 1) (e.g. 0.999; 0 disables), got {value!r}")
-    return decay
+def check_data(files: list[str], config: dict, pattern: str) -> None:
+    """Refuses training data that would spin forever (a file with no records) or a batch the
+    data or the machine cannot hold (reading it would grow memory until the process is killed)."""
+    import psutil
+
+    empty = [f for f in files if os.path.getsize(f) == 0]
+    if empty:
+        raise UsageError(f"{empty[0]} holds no records: remove it from --train_data_pattern")
+    batch = int(config["train"]["batch_size"])
+    data = config["data"]
+    frames = (data.get("num_samples") or data["max_frames"]) if data["frame_level"] else 1
+    # A batch is held about three times over: the reader's prefetch, the step's inputs and the
+    # float32 activations of the first layer.
+    need = 3 * 4 * batch * frames * sum(int(s) for s in data["feature_sizes"])
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise UsageError(
+            f"--batch_size={batch} needs about {need / 2**30:.1f} GiB for its inputs alone, more "
+            f"than the {free / 2**30:.1f} GiB free: lower --batch_size"
+        )
+    if sum(os.path.getsize(f) for f in files) < 2**29:  # counting is cheap for small data
+        from y8m.data.tfrecord_check import count_framed_records
+
+        records = sum(count_framed_records(f)[0] for f in files)
+        if batch > records:
+            raise UsageError(
+                f"--batch_size={batch} is larger than the {records} training videos in "
+                f"{pattern!r}: lower it"
+            )
+
+
+_TRAIN_FLAGS_NOTED = ("batch_size", "base_learning_rate", "learning_rate_decay",
+                      "learning_rate_decay_examples", "clip_gradient_norm", "seed",
+                      "precise_bn_batches", "ema_decay", "keep_checkpoints")  # fmt: skip
 
 
 def check_resumable(train_dir: str, config: dict) -> None:
-    """A UsageError if TRAIN_DIR holds a run of another model or data."""
+    """A UsageError if TRAIN_DIR holds a run of another model or data; a line for each training
+    flag that differs from the run's (the resumed run uses the new value, config.json records it)."""
     if not os.path.exists(rundir.path(train_dir, rundir.CONFIG_FILE)):
         return
     old = rundir.load_config(train_dir)
@@ -103,6 +147,10 @@ def check_resumable(train_dir: str, config: dict) -> None:
             f"{train_dir!r} was trained with --ema_decay={before_ema}: resume with the same "
             "or pass --start_new_model"
         )
+    for key in _TRAIN_FLAGS_NOTED:
+        was, now = old.get("train", {}).get(key), config["train"].get(key)
+        if was is not None and was != now:
+            print(f"resuming with --{key}={now} (the run had {was}); config.json records {now}")
     for key in IDENTITY_KEYS:
         before, now = old.get(key), config.get(key)
         if key == "overrides":
