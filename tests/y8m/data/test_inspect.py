@@ -142,3 +142,13 @@ def test_valid_shard_reports_no_problem(tmp_path, frame_level):
     records.write_tfrecord(str(path), [make(f"v{i}", release) for i in range(3)])
     report = inspect(path)
     assert report["valid"] and report["problem_counts"] == {} and report["videos"] == 3
+
+
+def test_ids_a_kaggle_csv_cannot_hold_are_problems(tmp_path):
+    release = specs.release(2018)
+    ids = ["ok", "a,b", 'q"uote', "new\nline", ""]
+    path = tmp_path / "ids.tfrecord"
+    records.write_tfrecord(str(path), [video_record(vid, release) for vid in ids])
+    report = inspect(path)
+    assert report["problem_counts"] == {"id unfit for a CSV": 4}
+    assert any("'a,b'" in p for p in report["problems"])
