@@ -120,3 +120,15 @@ def test_unknown_flag_of_an_extras_command_is_one_line(group, capsys):
     assert code == 2 and err.startswith(
         f"error: unknown flag --bogus for 'y8m extras {group} {command}'"
     )
+
+
+@pytest.mark.parametrize(
+    "argv, listed",
+    [
+        (["extras", "milnce", "trian"], "bench, dictionary, embed"),
+        (["extras", "frob"], "bcfw, howto100m, milnce"),
+    ],
+)
+def test_misspelt_subcommand_is_one_line_listing_the_choices(argv, listed, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "unknown command" in err and listed in err
