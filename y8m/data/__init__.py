@@ -12,7 +12,9 @@ _READERS = (
     "read_videos",
 )
 
-__all__ = list(_READERS)
+_SEGMENTS = ("read_segment_examples",)
+
+__all__ = list(_READERS + _SEGMENTS)
 
 
 def __getattr__(name):
@@ -20,4 +22,8 @@ def __getattr__(name):
         from y8m.data import readers
 
         return getattr(readers, name)
+    if name in _SEGMENTS:
+        from y8m.data import segments
+
+        return getattr(segments, name)
     raise AttributeError(f"module 'y8m.data' has no attribute {name!r}")

@@ -265,6 +265,14 @@ def append_history(train_dir: str, row: dict) -> None:
         w.writerow(row)
 
 
+def training_pair(batch: dict, config: dict) -> tuple:
+    """(inputs, labels) for the step, or (inputs, labels, label_weights) with --segment_labels."""
+    inputs = model_inputs(batch, config)
+    if config["data"].get("segment_labels"):
+        return inputs, batch["labels"], batch["label_weights"]
+    return inputs, batch["labels"]
+
+
 def model_inputs(batch: dict, config: dict) -> dict:
     """The part of a reader batch the model takes (features and num_frames)."""
     data = config["data"]
@@ -284,7 +292,8 @@ def dataset_for(
     shard=None,
     repeat: bool | None = None,
 ):
-    """The reader a run's model takes: its sampling when training, all real frames in order otherwise."""
+    """The reader a run's model takes: its sampling (or, with --segment_labels, the rated
+    segments and their label weights) when training, all real frames in order otherwise."""
     from y8m.data import read_frames, read_videos
 
     data = config["data"]
@@ -303,6 +312,10 @@ def dataset_for(
     )
     if not data["frame_level"]:
         return read_videos(pattern, **common)
+    if data.get("segment_labels") and training:  # one 5-frame example per rated segment
+        from y8m.data import read_segment_examples
+
+        return read_segment_examples(pattern, **common)
     if training:
         mode = data["sample"]
         return read_frames(

@@ -14,6 +14,7 @@ from y8m.fileio import expand_pattern
 from y8m.run import distribute, rundir
 from y8m.run.training import artefacts
 from y8m.run.training.config import (
+    adopt_init_from,
     check_data,
     check_flags,
     check_resumable,
@@ -27,7 +28,7 @@ from y8m.run.training.step import make_train_step
 
 
 def train(
-    model: str = "gated_netvlad",
+    model: str | None = None,
     train_data_pattern: str | None = None,
     train_dir: str = "runs/model",
     version: int | None = None,
@@ -47,6 +48,9 @@ def train(
     log_steps: int = 10,
     start_new_model: bool = False,
     validate_data_pattern: str | None = None,
+    segment_labels: bool = False,
+    init_from: str | None = None,
+    init_checkpoint: str = "latest",
     validate_steps: int = 0,
     validate_max_videos: int = 5000,
     precise_bn_batches: int = 200,
@@ -64,7 +68,8 @@ def train(
     """Trains (or resumes) a model and writes the run directory.
 
     Args:
-        model: registry name (`y8m models` lists them).
+        model: registry name (`y8m models` lists them; gated_netvlad by default, the source
+            run's with --init_from).
         train_data_pattern: TFRecord glob of training data.
         train_dir: run directory: config.json, checkpoints/, logs/ (TensorBoard), history.csv,
             training_curve.png and the final model.keras.
@@ -84,6 +89,12 @@ def train(
         log_steps: steps between TensorBoard/history records.
         start_new_model: move an existing run aside (to TRAIN_DIR.old-<time>) and start fresh.
         validate_data_pattern: optional validation glob for periodic GAP.
+        segment_labels: train on 2019 segment ratings: one 5-frame example per rated segment,
+            only the rated classes in the loss (label weights, as the official segment reader).
+        init_from: start from another run's weights (fine-tuning) with a fresh optimizer and
+            step counter; the model, its hyper-parameters and features come from that run.
+        init_checkpoint: which weights of --init_from: latest (its model.keras when final),
+            best (highest validation GAP) or a step.
         validate_steps: steps between validations (0: only at the end, if a pattern is given).
         validate_max_videos: videos used per validation.
         precise_bn_batches: training batches over which every batch-norm layer's mean and
@@ -125,7 +136,10 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     # Multi-worker collectives must be set up before TensorFlow runs any op.
     strategy = distribute.make_strategy(flags["strategy"])
     files = expand_pattern(flags["train_data_pattern"], "training files")
+    model_overrides, source = adopt_init_from(flags, model_overrides)
     config = run_config(flags, model_overrides, files)
+    if source is not None:
+        config["init_from"] = source
     check_data(files, config, flags["train_data_pattern"])
     config["flags"] = {**flags, **model_overrides}  # the command line as given, for the record
     _, worker = distribute.worker_info() if flags["strategy"] == "multi_worker" else (1, 0)
@@ -144,6 +158,8 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     if chief:
         _prepare_run_dir(train_dir, config, flags["start_new_model"])
     start_step = restore(state, train_dir)
+    if start_step == 0 and flags["init_from"]:
+        _initialise(state, flags)
     from y8m.data.readers import CorruptReport
 
     report = CorruptReport()
@@ -174,6 +190,17 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     loop.run()
     distribute.discard(state.checkpoint_dir, chief)
     return _finish(loop, flags, chief, report)
+
+
+def _initialise(state: TrainState, flags: dict) -> None:
+    """Copies --init_from's judged weights into the fresh model (only when not resuming)."""
+    from y8m.run.loading import load_model
+
+    source, _ = load_model(
+        flags["init_from"], checkpoint=flags["init_checkpoint"], progress=flags["progress"]
+    )
+    state.net.set_weights(source.get_weights())
+    print(f"initialised from {flags['init_from']} ({flags['init_checkpoint']})")
 
 
 def default_hooks(config: dict, flags: dict, state: TrainState) -> list[Hook]:
@@ -242,7 +269,7 @@ def _batches(config: dict, strategy, flags: dict, start_step: int, report):
             report=report,
             shard=shard,
         )
-        return ds.map(lambda b: (rundir.model_inputs(b, config), b["labels"]))
+        return ds.map(lambda b: rundir.training_pair(b, config))
 
     if config["train"]["replicas"] == 1 and flags["strategy"] == "default":
         return dataset_fn(tf.distribute.InputContext())

@@ -15,6 +15,46 @@ IDENTITY_KEYS = ("model", "num_classes", "overrides", "data")
 _FEATURE_KEYS = ("feature_names", "feature_sizes")
 
 
+def adopt_init_from(flags: dict, model_overrides: dict) -> tuple[dict, dict | None]:
+    """With --init_from, the model, hyper-parameters, features and classes come from that run
+    (flags that would change them are refused). Returns (model overrides, the record of
+    where the run starts from, or None)."""
+    if not flags["init_from"]:
+        flags["model"] = flags["model"] or "gated_netvlad"
+        return model_overrides, None
+    source_dir = flags["init_from"]
+    source = rundir.load_config(source_dir)
+    if not rundir.checkpoints(source_dir) and not os.path.exists(
+        rundir.path(source_dir, rundir.MODEL_FILE)
+    ):
+        raise UsageError(
+            f"--init_from={source_dir} is not a finished run (no checkpoint or model.keras)"
+        )
+    given = {k: v for k, v in model_overrides.items() if v is not None}
+    clashes = [f"--{k}" for k in given if source.get("overrides", {}).get(k) != given[k]]
+    if flags["model"] and flags["model"] != source["model"]:
+        clashes.insert(0, f"--model={flags['model']}")
+    for name in ("feature_names", "feature_sizes"):
+        if flags[name] is not None:
+            clashes.append(f"--{name}")
+    if flags["num_classes"] is not None and int(flags["num_classes"]) != int(source["num_classes"]):
+        clashes.append(f"--num_classes={flags['num_classes']}")
+    if clashes:
+        raise UsageError(
+            f"--init_from={source_dir} fixes the architecture ({source['model']}, "
+            f"{source['num_classes']} classes, its features): drop {', '.join(clashes)}"
+        )
+    data = source["data"]
+    flags.update(
+        model=source["model"],
+        num_classes=source["num_classes"],
+        feature_names=data["feature_names"],
+        feature_sizes=data["feature_sizes"],
+    )
+    record = {"train_dir": os.path.abspath(source_dir), "checkpoint": str(flags["init_checkpoint"])}
+    return dict(source.get("overrides", {})), record
+
+
 def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
     """config.json for a run: model, num_classes, overrides, data and train sections.
 
@@ -27,13 +67,18 @@ def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
 
     model = flags["model"]
     layout = detect_layout(files[0])
-    release = specs.release(flags["version"] or layout["version"])
+    version = flags["version"] or layout["version"]
+    if flags["segment_labels"] and version in (None, 2018):
+        version = 2019  # 2019 records are 2018's layout plus the ratings the reader needs
+    release = specs.release(version)
     overrides = {k: v for k, v in model_overrides.items() if v is not None}
     mode = rundir.input_mode(model, overrides)
     if flags["frame_features"] is not None and bool(flags["frame_features"]) != mode["frame_level"]:
         raise UsageError(
             f"--frame_features={flags['frame_features']} does not match model {model!r}"
         )
+    if flags["segment_labels"] and not mode["frame_level"]:
+        raise UsageError(f"--segment_labels needs a frame-level model, not {model!r}")
     if layout["frame_level"] is not None and layout["frame_level"] != mode["frame_level"]:
         need = "frame-level" if mode["frame_level"] else "video-level"
         raise UsageError(f"model {model!r} needs {need} records but {files[0]} is not {need}")
@@ -59,6 +104,7 @@ def run_config(flags: dict, model_overrides: dict, files: list[str]) -> dict:
             "num_samples": mode.get("num_samples")
             or (specs.MAX_FRAMES if mode.get("sample") == "random" else None),
             "max_frames": int(flags["max_frames"]),
+            "segment_labels": bool(flags["segment_labels"]),
         },
         "train": {
             "train_data_pattern": flags["train_data_pattern"],
@@ -153,6 +199,8 @@ def check_resumable(train_dir: str, config: dict) -> None:
             print(f"resuming with --{key}={now} (the run had {was}); config.json records {now}")
     for key in IDENTITY_KEYS:
         before, now = old.get(key), config.get(key)
+        if key == "data":  # runs written before segment labels existed trained on videos
+            before = {"segment_labels": False, **(before or {})}
         if key == "overrides":
             before = {k: v for k, v in (before or {}).items() if k not in _FEATURE_KEYS}
         if before != now:

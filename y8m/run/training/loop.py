@@ -105,12 +105,12 @@ class TrainLoop:
         iterator = iter(self.batches)
         while self.state.step < self.total_steps:
             try:
-                inputs, labels = next(iterator)
+                batch = next(iterator)  # (inputs, labels[, label_weights])
             except StopIteration:
                 break
             except tf.errors.OpError as err:
                 raise data_error(err, self.data_pattern) from None
-            loss = float(self.step_fn(inputs, labels))
+            loss = float(self.step_fn(*batch))
             step = self.state.step
             self._check_finite(loss, step)
             self.last_loss = loss
