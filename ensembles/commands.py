@@ -39,6 +39,9 @@ def ensemble(
     version: int = specs.DEFAULT_VERSION,
     output_dir: str | None = None,
     gzip: bool = False,
+    segments: bool = False,
+    segment_ratings=None,
+    segment_max_pred: int = specs.SEGMENT_MAX_PRED,
 ) -> dict:
     """Ensemble models' predictions: greedy GAP selection on validation, then a Kaggle submission.
 
@@ -55,11 +58,18 @@ def ensemble(
         version: Kaggle format year, 2018 or 2017.
         output_dir: where the recipe JSON and the GAP plot go (default: beside output_file).
         gzip: compress the submission (adds .gz to output_file when missing).
+        segments: 2019: ensemble `*.segments.parquet` stores by segment mAP (docs/ensembles.md).
+        segment_ratings: with --segments, the validation ratings (CSV or DataFrame).
+        segment_max_pred: with --segments, segments kept per class in the submission.
 
     Returns:
         method, weights, validation_gap, best_single_model, best_single_gap, steps,
         output_file, recipe, plot, num_test_videos.
     """
+    if segments:
+        flags = dict(greedy=greedy, replace=not no_replacement, method=method, weights=weights)
+        flags.update(ratings=segment_ratings, max_per_class=segment_max_pred, gzip=gzip)
+        return _segment_ensemble(validation, test, output_file, output_dir, recipe, flags)
     release = _video_release(version)
     top_k = _positive_int(top_k, "top_k", maximum=release.num_classes)
     greedy = _positive_int(greedy, "greedy")
@@ -291,6 +301,50 @@ def _members(manifest: str) -> set[str]:
         return set()
     base = os.path.dirname(os.path.abspath(manifest))
     return {os.path.abspath(os.path.join(base, n)) for n in names}
+
+
+def _segment_ensemble(validation, test, output_file, output_dir, recipe, flags) -> dict:
+    """`--segments`: the segment-mAP ensemble, its `Class,Segments` CSV and recipe as one set."""
+    from ensembles.segments import recipe_text, segment_ensemble
+    from submissions.formats import write_segment_submission
+
+    if recipe is not None:
+        raise UsageError("--recipe does not replay --segments ensembles: pass --weights instead")
+    max_per_class = _positive_int(flags.pop("max_per_class"), "segment_max_pred")
+    greedy, gzip = _positive_int(flags.pop("greedy"), "greedy"), flags.pop("gzip")
+    if flags["weights"] is not None:
+        flags["weights"] = _parse_weights(flags["weights"])
+    result = segment_ensemble(validation, test, greedy=greedy, max_per_class=max_per_class, **flags)
+    output_file = str(output_file)
+    output_path = None
+    if result["submission"] is not None:
+        output_path = (
+            output_file + ".gz" if gzip and not output_file.endswith(".gz") else output_file
+        )
+    paths = set_paths(output_file, output_dir)
+    options = {"greedy": greedy, "replace": flags["replace"]}
+    text = recipe_text(result, flags["method"], max_per_class, validation, test, options)
+    members = [p for p in (output_path, paths["recipe"]) if p]
+    with atomic_files(members, paths["manifest"]) as tmp:
+        if output_path is not None:
+            write_segment_submission(
+                tmp[output_path], result["submission"], gzip=output_path.endswith(".gz"),
+                max_per_class=max_per_class,
+            )  # fmt: skip
+        with open(tmp[paths["recipe"]], "wb") as f:
+            f.write(text)
+    for h in result["history"]:
+        mark = " *" if h["step"] == result["best_step"] else ""
+        print(f"{h['step']:>4}  {h['model']}  weight {h['weight']:.3f}  mAP {h['map']:.4f}{mark}")
+    print(f"{flags['method']}: " + ", ".join(f"{n} {w:.3f}" for n, w in result["weights"].items()))
+    if result["validation_map"] is not None:
+        print(f"validation segment mAP: {result['validation_map']:.5f}")
+    if output_path:
+        print(f"submission: {output_path} ({result['num_classes']} classes)")
+    print(f"recipe: {paths['recipe']}")
+    result.update(output_file=output_path, recipe=paths["recipe"], method=flags["method"])
+    result.pop("submission")
+    return result
 
 
 class Commands:

@@ -94,6 +94,7 @@ def predict(
             segment_label_ids=segment_label_ids,
             progress=progress,
             weights=weights,
+            model_name=model_name,
         )
     total, index = sharding.resolve(num_workers, worker_index)
     store = dict(

@@ -14,7 +14,7 @@ import numpy as np
 
 from y8m.data import specs
 from y8m.errors import UsageError
-from y8m.fileio import atomic_open
+from y8m.fileio import atomic_files, atomic_open
 from y8m.run import rundir
 from y8m.run.inference import compiled_predict
 from y8m.run.loading import load_model
@@ -67,12 +67,16 @@ def _rated_classes(segment_label_ids: str | None, pattern: str) -> np.ndarray:
 
 
 def _score_segments(
-    train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress, weights
-):
+    train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress, weights,
+    scored=None,
+):  # fmt: skip
+    """Class id -> best segment ids; when SCORED is a dict it also gets `kept` (class id ->
+    (segment ids, scores)), `rated_classes`, `num_classes` and the scored `segment_set`."""
     from tqdm import tqdm
 
     from submissions.segments import SegmentTopK
     from y8m.data.readers import iterate
+    from y8m.segment_store import SegmentSet
 
     model, config = load_model(train_dir, progress=progress, **(weights or {}))
     if not config["data"]["frame_level"]:
@@ -81,14 +85,37 @@ def _score_segments(
     topk = SegmentTopK(rated, max_per_class=int(segment_max_pred))
     ds = rundir.dataset_for(config, pattern, training=False, batch_size=int(batch_size))
     predict_fn = compiled_predict(model)
+    segment_set = SegmentSet()
     bar = tqdm(unit="video", desc="segments", disable=not progress, dynamic_ncols=True)
     for batch in iterate(ds, pattern):
         ids, inputs = cut_segments(batch, config["data"]["feature_names"])
         if ids:
             topk.update(ids, np.asarray(predict_fn(inputs), np.float32))
+            segment_set.update(ids)
         bar.update(len(batch["id"]))
     bar.close()
-    return topk.result()
+    result = topk.result()
+    if scored is not None:
+        scored.update(
+            kept=_kept_scores(topk, result),
+            rated_classes=[int(c) for c in rated],
+            num_classes=int(config["num_classes"]),
+            segment_set=segment_set,
+        )
+    return result
+
+
+def _kept_scores(topk, result: dict) -> dict:
+    """class id -> (segment ids as `result` lists them, their scores) from a SegmentTopK."""
+    kept = {}
+    for column, class_id in enumerate(topk.class_ids.tolist()):
+        if class_id not in result:
+            continue
+        # SegmentTopK has no public (segment, score) view: its `_top` is what `result` sorts.
+        scores, segments = topk._top(column)
+        by_id = dict(zip((s.decode("utf-8") for s in segments.tolist()), scores.tolist()))
+        kept[class_id] = (result[class_id], [by_id[s] for s in result[class_id]])
+    return kept
 
 
 def predict_segments(
@@ -101,17 +128,42 @@ def predict_segments(
     segment_label_ids=None,
     progress=True,
     weights=None,
+    model_name=None,
 ) -> dict:
-    """Writes a `Class,Segments` submission of the best segments per rated class."""
+    """Writes a `Class,Segments` submission of the best segments per rated class, and beside
+    it (same stem, `.segments.parquet`) the segment store of their scores for
+    `y8m ensemble --segments`; the two (and a `.segments.manifest.json`) form one set."""
     from submissions.formats import write_segment_submission
+    from y8m.segment_store import segment_store_path, write_segment_store
 
+    scored: dict = {}
     per_class = _score_segments(
-        train_dir, pattern, batch_size, segment_max_pred, segment_label_ids, progress, weights
+        train_dir,
+        pattern,
+        batch_size,
+        segment_max_pred,
+        segment_label_ids,
+        progress,
+        weights,
+        scored,
     )
     path = output_file if output_file.endswith((".csv", ".gz")) else output_file + ".csv"
-    write_segment_submission(path, per_class)
-    print(f"wrote {len(per_class)} classes' best segments to {path}")
-    return {"output_file": path, "num_classes": len(per_class)}
+    store = segment_store_path(path)
+    metadata = {
+        "model_name": model_name or os.path.basename(os.path.normpath(train_dir)),
+        "num_classes": scored["num_classes"],
+        "rated_classes": scored["rated_classes"],
+        "segment_max_pred": int(segment_max_pred),
+        "data_pattern": pattern,
+        "num_segments": scored["segment_set"].count,
+        "segment_set": scored["segment_set"].hexdigest(),
+    }
+    manifest = store[: -len(".parquet")] + ".manifest.json"
+    with atomic_files([path, store], manifest) as tmp:
+        write_segment_submission(tmp[path], per_class, gzip=path.endswith(".gz"))
+        write_segment_store(tmp[store], scored["kept"], metadata)
+    print(f"wrote {len(per_class)} classes' best segments to {path} (scores: {store})")
+    return {"output_file": path, "segment_store": store, "num_classes": len(per_class)}
 
 
 def evaluate_segments(
