@@ -188,6 +188,24 @@ def demo(output_dir: str = "demo", videos: int = 1500, steps: int = 300, seed: i
     run_demo(output_dir=output_dir, videos=videos, steps=steps, seed=seed)
 
 
+def split(data_pattern: str, folds: int = 5, output_dir: str = "data/folds", seed: int = 0):
+    """Write stratified folds of the rated videos of 2019 records, copying them byte for byte.
+
+    Args:
+        data_pattern: 2019 records with segment ratings, e.g. 'data/frame/validate*.tfrecord'.
+        folds: number of folds (2 to the number of rated videos).
+        output_dir: gets OUTPUT_DIR/fold{k}/{train,validate}*.tfrecord and OUTPUT_DIR/folds.json.
+        seed: random seed; the assignment is a deterministic function of it.
+    """
+    from y8m.data.folds import split_folds
+
+    summary = split_folds(data_pattern, folds=folds, output_dir=output_dir, seed=seed)
+    print(f"{'fold':>4} {'videos':>8} {'rated segments':>15}")
+    for k, (n, segs) in enumerate(zip(summary["videos"], summary["segments"])):
+        print(f"{k:>4} {n:>8} {segs:>15}")
+    print(f"wrote {summary['folds']} folds to {output_dir} (folds.json: fold of each video)")
+
+
 def _quiet(cls):
     """A subclass whose public methods return None, so fire prints only what they print."""
     members = {}
@@ -354,6 +372,7 @@ def _command_table() -> dict:
         "bench": Bench,
         "extras": Extras,
         "demo": demo,
+        "split": split,
     }
 
 

@@ -48,6 +48,7 @@ _TENSORFLOW_COMMANDS = {
     "average",
     "demo",
     "bench",
+    "split",
 }
 
 
