@@ -56,7 +56,7 @@ def read_segment_examples(
         batch_size: segments per batch (the last batch may be smaller).
         shuffle: shuffle shards, records and segments (training).
         repeat: loop forever.
-        seed: makes shuffling reproducible.
+        seed: seeds the shuffle (the order also depends on parallel parsing, as in read_frames).
         shard: (num_shards, index) to read only every num_shards-th file (multi-worker).
         skip_corrupt, report: as `read_frames`: skip the damaged tail of a broken shard and
             record it in `report`.
