@@ -123,13 +123,18 @@ class SegmentTopK:
 
         Classes that never received a segment are left out; classes follow `class_ids` order.
         """
+        return {class_id: ids for class_id, (ids, _) in self.scored_result().items()}
+
+    def scored_result(self) -> dict[int, tuple[list[str], list[float]]]:
+        """As `result`, with each kept segment's score: class id -> (segment ids, scores)."""
         out = {}
         for column, class_id in enumerate(self.class_ids.tolist()):
             if not self._sizes[column]:
                 continue
             scores, segments = self._top(column)
             order = np.lexsort((segments, -scores))
-            out[class_id] = [s.decode("utf-8") for s in segments[order].tolist()]
+            ids = [s.decode("utf-8") for s in segments[order].tolist()]
+            out[class_id] = (ids, scores[order].astype(float).tolist())
         return out
 
     def _top(self, column: int) -> tuple[np.ndarray, np.ndarray]:

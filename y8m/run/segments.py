@@ -107,15 +107,7 @@ def _score_segments(
 
 def _kept_scores(topk, result: dict) -> dict:
     """class id -> (segment ids as `result` lists them, their scores) from a SegmentTopK."""
-    kept = {}
-    for column, class_id in enumerate(topk.class_ids.tolist()):
-        if class_id not in result:
-            continue
-        # SegmentTopK has no public (segment, score) view: its `_top` is what `result` sorts.
-        scores, segments = topk._top(column)
-        by_id = dict(zip((s.decode("utf-8") for s in segments.tolist()), scores.tolist()))
-        kept[class_id] = (result[class_id], [by_id[s] for s in result[class_id]])
-    return kept
+    return {c: kept for c, kept in topk.scored_result().items() if c in result}
 
 
 def predict_segments(
