@@ -41,7 +41,8 @@ def predict(
     Args:
         train_dir: run directory written by `y8m train`.
         input_data_pattern: TFRecord glob (validate*.tfrecord, test*.tfrecord, ...).
-        output_file: prediction store path (`.parquet` is added when it has no suffix).
+        output_file: prediction store path (`.parquet` is added unless it ends with it; a
+            `.csv` name is refused: --csv writes the CSV beside the store).
         top_k: classes kept per video; ensembling wants more than the submission's 20.
         batch_size: videos per batch.
         split: split name recorded in the store (guessed from the file names when omitted).

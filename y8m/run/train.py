@@ -23,7 +23,13 @@ from y8m.run.training.config import (
 )
 from y8m.run.training.hooks import JudgedWeightsHook, LogHook, ValidationHook
 from y8m.run.training.loop import Hook, TrainLoop
-from y8m.run.training.state import TrainState, build_state, restore
+from y8m.run.training.state import (
+    TrainState,
+    build_state,
+    kept_policy,
+    restore,
+    use_mixed_precision,
+)
 from y8m.run.training.step import make_train_step
 
 
@@ -121,13 +127,8 @@ def train(
         raise UsageError(
             "missing --train_data_pattern: a glob such as 'data/synth/frame/train*.tfrecord'"
         )
-    import keras
-
-    policy = keras.mixed_precision.global_policy()
-    try:
+    with kept_policy():
         return _train(flags, model_overrides)
-    finally:  # --mixed_precision must not leak into the caller's later models
-        keras.mixed_precision.set_global_policy(policy)
 
 
 def _train(flags: dict, model_overrides: dict) -> dict:
@@ -150,7 +151,8 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     config["train"].update(
         strategy=flags["strategy"], replicas=replicas, global_batch_size=global_batch
     )
-    _set_precision(flags["mixed_precision"])
+    if flags["mixed_precision"]:
+        use_mixed_precision()
     import keras
 
     keras.utils.set_random_seed(int(flags["seed"]))
@@ -227,16 +229,6 @@ def default_hooks(config: dict, flags: dict, state: TrainState) -> list[Hook]:
             )
         )
     return hooks
-
-
-def _set_precision(mixed_precision: bool) -> None:
-    if not mixed_precision:
-        return
-    import keras
-    import tensorflow as tf
-
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
 
 
 def _prepare_run_dir(train_dir: str, config: dict, start_new_model: bool) -> None:

@@ -121,10 +121,9 @@ def bench_train(
         matmul_size: size of the reference dense matmul.
         **overrides: model hyper-parameters.
     """
-    import keras
+    from y8m.run.training.state import kept_policy
 
-    policy = keras.mixed_precision.global_policy()
-    try:
+    with kept_policy():
         return _bench(
             model,
             batch_size,
@@ -138,8 +137,6 @@ def bench_train(
             seed,
             overrides,
         )
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
 
 
 def _train_flags() -> dict:
@@ -170,12 +167,11 @@ def _bench(
     import tensorflow as tf
 
     from y8m.run import rundir
-    from y8m.run.training.state import make_optimizer
+    from y8m.run.training.state import make_optimizer, use_mixed_precision
     from y8m.run.training.step import make_train_step
 
     if mixed_precision:
-        gpu = bool(tf.config.list_physical_devices("GPU"))
-        keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
+        use_mixed_precision()
     keras.utils.set_random_seed(seed)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     names, sizes = overrides.pop("feature_names", None), overrides.pop("feature_sizes", None)

@@ -6,11 +6,37 @@ kept by `tf.train.CheckpointManager`) is what makes re-running the same command 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
 from y8m.errors import UsageError
 from y8m.run import distribute, rundir
+
+
+@contextlib.contextmanager
+def kept_policy():
+    """Restores the caller's Keras dtype policy afterwards: --mixed_precision must not leak
+    into the models a caller builds later."""
+    import keras
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def use_mixed_precision() -> None:
+    """bfloat16 compute on CPUs, float16 on GPUs (with loss scaling), float32 weights.
+
+    Called after the distribution strategy exists: listing devices starts TensorFlow's runtime.
+    """
+    import keras
+    import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
 
 
 def make_optimizer(train: dict, global_batch: int):
