@@ -147,9 +147,9 @@ def test_sigkill_then_rerun_resumes(synth_dir, tmp_path, capsys):
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    import tensorflow as tf
-
-    latest = tf.train.latest_checkpoint(str(ckpt))
+    # The newest complete checkpoint on disk (the kill may land after a checkpoint's files
+    # are written and before TensorFlow's `checkpoint` state file names it).
+    latest = rundir.latest_checkpoint(str(run_dir))
     assert latest, "no checkpoint before the kill"
     killed_at = int(latest.rsplit("-", 1)[1])
     from y8m.run.train import train
