@@ -42,6 +42,7 @@ def ensemble(
     segments: bool = False,
     segment_ratings=None,
     segment_max_pred: int = specs.SEGMENT_MAX_PRED,
+    output_store: str | None = None,
 ) -> dict:
     """Ensemble models' predictions: greedy GAP selection on validation, then a Kaggle submission.
 
@@ -61,12 +62,18 @@ def ensemble(
         segments: 2019: ensemble `*.segments.parquet` stores by segment mAP (docs/ensembles.md).
         segment_ratings: with --segments, the validation ratings (CSV or DataFrame).
         segment_max_pred: with --segments, segments kept per class in the submission.
+        output_store: also write the ensemble of --test as a prediction store (top --top_k
+            classes per video): a teacher for `y8m train --distill_from`.
 
     Returns:
         method, weights, validation_gap, best_single_model, best_single_gap, steps,
-        output_file, recipe, plot, num_test_videos.
+        output_file, recipe, plot, num_test_videos, output_store.
     """
+    if output_store and not test:
+        raise UsageError("--output_store writes the ensemble of --test: pass --test=GLOB")
     if segments:
+        if output_store:
+            raise UsageError("--output_store is for video-level ensembles, not --segments")
         flags = dict(greedy=greedy, replace=not no_replacement, method=method, weights=weights)
         flags.update(ratings=segment_ratings, max_per_class=segment_max_pred, gzip=gzip)
         return _segment_ensemble(validation, test, output_file, output_dir, recipe, flags)
@@ -93,6 +100,8 @@ def ensemble(
     recipe_path, plot_path = _write_set(
         fit, combined, copies, output_path, output_file, output_dir, release, top_k, gzip, replay
     )
+    if output_store and combined is not None:
+        output_store = _write_store(combined, output_store, release, fit.weights)
     num_test_videos = combined.num_videos if combined is not None else 0
     best_single = fit.best_single
     _print_summary(fit, method, replay, output_path, num_test_videos, recipe_path, plot_path, top_k)
@@ -107,7 +116,28 @@ def ensemble(
         "recipe": recipe_path,
         "plot": plot_path,
         "num_test_videos": num_test_videos,
+        "output_store": output_store or None,
     }
+
+
+def _write_store(combined: Predictions, path: str, release: specs.Release, weights) -> str:
+    """The ensemble's predictions as a prediction store (written atomically); its path."""
+    from y8m.predictions import PredictionWriter
+
+    split = str(combined.metadata.get("split") or "test")
+    with PredictionWriter(
+        path,
+        model_name="ensemble",
+        split=split,
+        num_classes=release.num_classes,
+        top_k=combined.top_k,
+        extra_metadata={"ensemble_weights": {k: float(v) for k, v in weights.items()}},
+    ) as writer:
+        writer.add_topk(combined.ids, combined.classes, combined.scores, combined.labels)
+    print(
+        f"wrote {writer.path}: the ensemble's top {combined.top_k} for {combined.num_videos} videos"
+    )
+    return writer.path
 
 
 @dataclasses.dataclass

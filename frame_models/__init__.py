@@ -10,7 +10,15 @@ sizes, and fills in its own frame count where `input_mode` gives `num_samples` N
 
 # Importing these modules registers every model builder, layer and the loss (for load_model).
 from frame_models import losses, summary  # noqa: F401
-from frame_models.models import average, cluster, recurrent, video  # noqa: F401
+from frame_models.models import (  # noqa: F401
+    average,
+    cluster,
+    dbof,
+    nextvlad,
+    recurrent,
+    transformer,
+    video,
+)
 from frame_models.options import Feature
 from frame_models.registry import (
     build,

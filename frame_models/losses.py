@@ -59,3 +59,42 @@ class CrossEntropyLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"epsilon": self.epsilon})
         return config
+
+
+def distillation_cross_entropy(
+    y_true, y_pred, teacher, weight: float = 0.5, temperature: float = 1.0, epsilon: float = 1e-5
+):
+    """Offline distillation: `mean_b sum_c [w T^2 BCE(q_T, p_T) + (1 - w) BCE(y, p)]`.
+
+    `q` are a teacher's per-class probabilities (an ensemble's predictions), `p` the student's.
+    At T = 1 this is the 2018 winner's MixedCrossEntropyLoss (winners_facts.md section 3), the
+    cross-entropy against the mixed target `w q + (1 - w) y`. At T > 1 both sides are softened
+    per class, `sigmoid(logit(.) / T)`, and the term is scaled by T^2 so its gradient keeps its
+    size (Hinton et al. 2015).
+
+    Args:
+        y_true: (B, C) multi-hot labels.
+        y_pred: (B, C) student probabilities.
+        teacher: (B, C) teacher probabilities (0 outside the teacher's stored top-K).
+        weight: w, the teacher's share.
+        temperature: T > 0.
+        epsilon: added inside the logarithms.
+
+    Returns:
+        Scalar float32 loss.
+    """
+    hard = ops.sum(per_class_cross_entropy(y_true, y_pred, epsilon), axis=-1)
+    if temperature == 1.0:
+        soft = ops.sum(per_class_cross_entropy(teacher, y_pred, epsilon), axis=-1)
+    else:
+        soft_student, soft_teacher = (_softened(p, temperature, epsilon) for p in (y_pred, teacher))
+        soft = temperature**2 * ops.sum(
+            per_class_cross_entropy(soft_teacher, soft_student, epsilon), axis=-1
+        )
+    return ops.mean(weight * soft + (1.0 - weight) * hard)
+
+
+def _softened(probabilities, temperature: float, epsilon: float):
+    p = ops.cast(probabilities, "float32")
+    logits = ops.log(p + epsilon) - ops.log(1.0 - p + epsilon)
+    return ops.sigmoid(logits / temperature)

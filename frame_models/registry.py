@@ -21,6 +21,10 @@ The builder contract. A model is registered with
   `num_mixtures` for a logistic classifier, so they are rejected rather than ignored.
 - Random-sampling models also take `sample_frames`, the frames the reader draws per video for
   training. It shapes no layer: `input_mode` reads it, and `build` checks it and drops it.
+- A family may take `sample_frames` as a keyword-only parameter of its own (the recurrent
+  models subsample the frames inside the model). `build` then checks it and passes it through;
+  for an ordered model `input_mode` still gives `num_samples` None, as the reader feeds such a
+  model every frame in order.
 
 `frame_models/__init__.py` imports every builder module, so the registry is complete once
 `frame_models` is imported. Every error here is a `ValueError` with a one-line message.
@@ -62,9 +66,14 @@ class ModelEntry:
     exclude: frozenset[str] = frozenset()
 
     @property
+    def family_hparams(self) -> frozenset[str]:
+        """The family's keyword-only parameters less `exclude`: what the builder is passed."""
+        return _keyword_only(self.family) - self.exclude
+
+    @property
     def hparams(self) -> frozenset[str]:
         """Names of the hyper-parameters the model takes (see the module docstring)."""
-        names = _keyword_only(self.family) - self.exclude
+        names = self.family_hparams
         return (names | {SAMPLE_FRAMES}) if self.sample == "random" else names
 
     @property
@@ -95,7 +104,8 @@ def register_model(
         family: the family builder the decorated function calls; its keyword-only parameters
             are the hyper-parameters the model accepts.
         sample: "random" (frames sampled with replacement; the model also takes
-            `sample_frames`), "ordered" (frames in order) or None (video-level model).
+            `sample_frames`), "ordered" (frames in order; `sample_frames` only if the family
+            takes it) or None (video-level model).
         exclude: keyword-only parameters of `family` that this model does not use; they are
             rejected like unknown names.
 
@@ -185,7 +195,8 @@ def build(name: str, num_classes: int, features: Any, **hparams: Any) -> keras.M
     num_classes = options.positive_int("num_classes", num_classes)
     features = options.features(features)
     hparams = _checked(entry, hparams)
-    hparams.pop(SAMPLE_FRAMES, None)
+    if SAMPLE_FRAMES not in entry.family_hparams:
+        hparams.pop(SAMPLE_FRAMES, None)
     return entry.builder(num_classes, features, **hparams)
 
 
@@ -202,7 +213,8 @@ def input_mode(name: str, **hparams: Any) -> dict[str, Any]:
         cluster-pooling models draw frames with replacement from the real frames
         (`sample` "random"; `num_samples` is `sample_frames`, or None when not given, for the
         caller to fill in with its maximum frame count); recurrent and averaging models read
-        frames in order (`sample` "ordered", `num_samples` None); video-level models read no
+        frames in order (`sample` "ordered", `num_samples` None, also when a recurrent model
+        takes `sample_frames` to subsample inside the model); video-level models read no
         frames (`frame_level` False, `sample` None).
 
     Raises:
@@ -214,5 +226,5 @@ def input_mode(name: str, **hparams: Any) -> dict[str, Any]:
     return {
         "frame_level": entry.frame_level,
         "sample": entry.sample,
-        "num_samples": hparams.get(SAMPLE_FRAMES),
+        "num_samples": hparams.get(SAMPLE_FRAMES) if entry.sample == "random" else None,
     }

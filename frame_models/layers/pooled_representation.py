@@ -75,7 +75,7 @@ class PooledRepresentation(keras.layers.Layer):
             self.gate = None
 
     def build(self, inputs_shape):
-        shapes = inputs_shape if isinstance(inputs_shape, list) else [inputs_shape]
+        shapes = list(inputs_shape) if _is_shape_list(inputs_shape) else [inputs_shape]
         input_size = sum(s[-1] for s in shapes)
         self.kernel = self.add_weight(
             name="kernel", shape=(input_size, self.hidden_size), initializer=self.kernel_initializer
@@ -100,7 +100,7 @@ class PooledRepresentation(keras.layers.Layer):
         return h
 
     def compute_output_shape(self, inputs_shape):
-        first = inputs_shape[0] if isinstance(inputs_shape, list) else inputs_shape
+        first = inputs_shape[0] if _is_shape_list(inputs_shape) else inputs_shape
         return (first[0], self.hidden_size)
 
     def get_config(self):
@@ -115,3 +115,9 @@ class PooledRepresentation(keras.layers.Layer):
             }
         )
         return config
+
+
+def _is_shape_list(shape) -> bool:
+    """Whether `shape` holds several input shapes: a saved model's JSON turns one shape
+    `(None, n)` into the list `[None, n]`, so the type alone does not tell."""
+    return isinstance(shape, (list, tuple)) and bool(shape) and isinstance(shape[0], (list, tuple))

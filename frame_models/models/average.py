@@ -30,6 +30,7 @@ def average_model(
     num_mixtures: int = 2,
     moe_l2: float = 1e-6,
     l2_penalty: float = 1e-8,
+    drop_rate: float = 0.0,
 ) -> keras.Model:
     """A frame-level model classifying the mean of the real frames.
 
@@ -48,13 +49,14 @@ def average_model(
         num_mixtures: MoE experts per class.
         moe_l2: L2 penalty of the MoE kernels.
         l2_penalty: L2 penalty of the logistic kernel (starter code 1e-8).
+        drop_rate: dropout on the video vector before the classifier, in training.
 
     Returns:
         The uncompiled model.
     """
     gating = options.choice("gating", gating, common.GATINGS)
     head = common.head_options(
-        num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm
+        num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm, drop_rate
     )
 
     # Layers and functional graph.

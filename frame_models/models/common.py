@@ -77,8 +77,9 @@ def classifier_head(
     l2_penalty: float = 1e-8,
     gating_after_moe: bool = False,
     gating_batch_norm: bool = True,
+    drop_rate: float = 0.0,
 ):
-    """Video vector -> classifier -> optional Context Gating -> float32 probabilities.
+    """Video vector -> [dropout] -> classifier -> [Context Gating] -> float32 probabilities.
 
     Args:
         x: (B, n) video representation.
@@ -89,10 +90,18 @@ def classifier_head(
         l2_penalty: L2 penalty of the logistic kernel.
         gating_after_moe: Context Gating on the probabilities (thesis Figure 3-2).
         gating_batch_norm: batch norm on its gate logits instead of a bias.
+        drop_rate: dropout rate on `x` in training, in [0, 1); 0 adds no layer, so models
+            built before the option existed keep their layers.
 
     Returns:
         (B, C) float32 probabilities, also under a mixed-precision policy.
+
+    Raises:
+        ValueError: `drop_rate` outside [0, 1).
     """
+    rate = dropout_rate("drop_rate", drop_rate)
+    if rate:
+        x = keras.layers.Dropout(rate, name="head_dropout")(x)
     if classifier == "moe":
         probabilities = MixtureOfExperts(num_classes, num_mixtures, moe_l2, name="moe")(x)
     else:
@@ -106,13 +115,26 @@ def classifier_head(
 
 
 def head_options(
-    num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm
+    num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm, drop_rate=0.0
 ) -> dict[str, object]:
-    """The classifier_head keyword arguments from raw override values, checked."""
+    """The classifier_head keyword arguments from raw override values, checked.
+
+    Raises:
+        ValueError: a bad value, naming its option (`drop_rate` must be in [0, 1)).
+    """
     return {
         "num_mixtures": options.positive_int("num_mixtures", num_mixtures),
         "moe_l2": options.non_negative_float("moe_l2", moe_l2),
         "l2_penalty": options.non_negative_float("l2_penalty", l2_penalty),
         "gating_after_moe": options.boolean("gating_after_moe", gating_after_moe),
         "gating_batch_norm": options.boolean("gating_batch_norm", gating_batch_norm),
+        "drop_rate": dropout_rate("drop_rate", drop_rate),
     }
+
+
+def dropout_rate(flag: str, value) -> float:
+    """`value` as a float in [0, 1); ValueError naming `flag` otherwise."""
+    rate = options.non_negative_float(flag, value)
+    if rate >= 1.0:
+        raise ValueError(f"--{flag} must be a number in [0, 1), received {value!r}")
+    return rate

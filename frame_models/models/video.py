@@ -24,6 +24,7 @@ def video_model(
     num_mixtures: int = 2,
     moe_l2: float = 1e-8,
     l2_penalty: float = 1e-8,
+    drop_rate: float = 0.0,
 ) -> keras.Model:
     """A video-level model: per-video L2 normalisation, concatenation, classifier.
 
@@ -38,12 +39,13 @@ def video_model(
         num_mixtures: MoE experts per class (starter code 2).
         moe_l2: L2 penalty of the MoE kernels (starter code 1e-8).
         l2_penalty: L2 penalty of the logistic kernel (starter code 1e-8).
+        drop_rate: dropout on the video vector before the classifier, in training.
 
     Returns:
         The uncompiled model.
     """
     head = common.head_options(
-        num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm
+        num_mixtures, moe_l2, l2_penalty, gating_after_moe, gating_batch_norm, drop_rate
     )
 
     # Layers and functional graph.

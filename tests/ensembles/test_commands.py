@@ -260,3 +260,35 @@ def test_numeric_flag_through_the_cli_is_one_error_line(tmp_path, stores, capsys
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: --greedy must be an integer")
+
+
+def test_output_store_holds_the_submitted_ensemble(tmp_path, stores):
+    from y8m.predictions import load_predictions
+
+    validation, test = stores
+    output = tmp_path / "out" / "submission.csv"
+    result = ensemble(
+        validation=validation,
+        test=test,
+        greedy=3,
+        output_file=str(output),
+        output_store=str(tmp_path / "out" / "teacher"),
+    )
+    assert result["output_store"] == str(tmp_path / "out" / "teacher.parquet")
+    store = load_predictions(result["output_store"])
+    assert store.model_name == "ensemble" and store.num_videos == 50
+    assert store.metadata["ensemble_weights"] == result["weights"]
+    submitted = load_input(str(output))
+    order = np.argsort(store.ids)
+    assert list(store.ids[order]) == sorted(submitted.ids)
+    # The submission is the store's top 20, same classes per video.
+    by_id = dict(zip(submitted.ids, submitted.classes))
+    for video, classes in zip(store.ids, store.classes):
+        kept = [c for c in by_id[video] if c >= 0]
+        assert list(classes[: len(kept)]) == kept
+
+
+def test_output_store_needs_test_predictions(tmp_path, stores):
+    validation, _ = stores
+    with pytest.raises(UsageError, match="--output_store writes the ensemble of --test"):
+        ensemble(validation=validation, output_store=str(tmp_path / "t"))

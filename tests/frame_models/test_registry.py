@@ -18,22 +18,32 @@ EXPECTED_NAMES = [
     "average_logistic",
     "average_moe_cg",
     "bow",
+    "dbof",
     "gated_bow",
+    "gated_dbof",
     "gated_netfv",
     "gated_netrvlad",
     "gated_netvlad",
+    "gated_netvlagd",
     "gru",
     "logistic",
     "lstm",
+    "mix_nextvlad",
     "moe",
     "netfv",
     "netrvlad",
     "netvlad",
+    "netvlagd",
+    "nextvlad",
+    "soft_dbof",
+    "transformer",
 ]
 TINY = {"cluster_size": 4, "hidden_size": 8}  # a tiny cluster model
 CLUSTER = ["bow", "gated_bow", "gated_netfv", "gated_netrvlad", "gated_netvlad"]
-CLUSTER += ["netfv", "netrvlad", "netvlad"]
-HEAD = {"gating_after_moe", "gating_batch_norm"}
+CLUSTER += ["gated_netvlagd", "netfv", "netrvlad", "netvlad", "netvlagd"]
+DBOF = ["dbof", "gated_dbof", "soft_dbof"]
+# drop_rate: every family's dropout before the classifier.
+HEAD = {"gating_after_moe", "gating_batch_norm", "drop_rate"}
 GATE = {"gating_after_pooling", "gating"}
 # What each family builder takes; a variant fixed to one classifier drops the other's options.
 EXPECTED_HPARAMS = {
@@ -41,13 +51,23 @@ EXPECTED_HPARAMS = {
         name: {"cluster_size", "audio_cluster_size", "cluster_batch_norm", "hidden_size"}
         | {"hidden_batch_norm", "input_batch_norm", "fusion", "num_mixtures", "moe_l2"}
         | {"sample_frames"}
+        | ({"fv_couple_weights"} if name.endswith("netfv") else set())
         | GATE
         | HEAD
         for name in CLUSTER
     },
     **{
+        name: {"cluster_size", "audio_cluster_size", "cluster_batch_norm", "hidden_size"}
+        | {"hidden_batch_norm", "hidden_relu", "input_batch_norm", "fusion"}
+        | {"num_mixtures", "moe_l2", "sample_frames"}
+        | ({"frame_pooling"} if name == "dbof" else {"max_pool"})
+        | GATE
+        | HEAD
+        for name in DBOF
+    },
+    **{
         name: {"fusion", "input_batch_norm", "rnn_cells", "rnn_layers", "rnn_state"}
-        | {"num_mixtures", "moe_l2"}
+        | {"num_mixtures", "moe_l2", "bidirectional", "random_sequence", "sample_frames"}
         | GATE
         | HEAD
         for name in ("lstm", "gru")
@@ -56,6 +76,15 @@ EXPECTED_HPARAMS = {
     "average_moe_cg": {"num_mixtures", "moe_l2"} | GATE | HEAD,
     "logistic": {"input_batch_norm", "l2_penalty"} | HEAD,
     "moe": {"input_batch_norm", "num_mixtures", "moe_l2"} | HEAD,
+    "nextvlad": {"classifier", "cluster_size", "drop_rate", "expansion", "gating_reduction"}
+    | {"groups", "hidden_size", "l2_penalty", "moe_l2", "num_mixtures", "sample_frames"},
+    "mix_nextvlad": {"cl_lambda", "cl_temperature", "cluster_size", "drop_rate", "expansion"}
+    | {"gating_reduction", "groups", "hidden_size", "l2_penalty", "mix_number", "sample_frames"},
+    "transformer": {"transformer_size", "num_heads", "transformer_layers", "ff_size"}
+    | {"attention_dropout", "pooling_heads", "input_batch_norm", "sample_frames"}
+    | {"num_mixtures", "moe_l2"}
+    | GATE
+    | HEAD,
 }
 
 
@@ -93,7 +122,7 @@ def test_hparam_of_another_model_is_an_error():
     assert "'lstm'" in message and "cluster_size" in message
     assert "rnn_cells" in message and "rnn_state" in message
     with pytest.raises(ValueError, match="sample_frames"):
-        frame_models.input_mode("lstm", sample_frames=50)
+        frame_models.input_mode("average_logistic", sample_frames=50)
     with pytest.raises(ValueError, match="num_mixtures"):
         frame_models.build("logistic", 10, VIDEO, num_mixtures=4)
     with pytest.raises(ValueError, match="l2_penalty"):
@@ -127,6 +156,26 @@ def test_each_model_takes_its_family_options(name):
         "gating": "glu",
         "gating_after_moe": True,
         "gating_batch_norm": False,
+        "drop_rate": 0.5,
+        "fv_couple_weights": True,
+        "max_pool": True,
+        "frame_pooling": "average",
+        "hidden_relu": True,
+        "bidirectional": True,
+        "random_sequence": True,
+        "classifier": "moe",
+        "expansion": 2,
+        "groups": 2,
+        "gating_reduction": 2,
+        "mix_number": 2,
+        "cl_temperature": 2.0,
+        "cl_lambda": 4.0,
+        "transformer_size": 8,
+        "num_heads": 2,
+        "transformer_layers": 1,
+        "ff_size": 16,
+        "attention_dropout": 0.1,
+        "pooling_heads": 2,
     }
     hparams = {k: values[k] for k in EXPECTED_HPARAMS[name]}
     model = frame_models.build(name, 3, features_for(name), **hparams)
@@ -151,6 +200,9 @@ def test_none_hparams_keep_defaults():
         ({"gating_after_moe": "maybe"}, "gating_after_moe"),
         ({"moe_l2": -1}, "moe_l2"),
         ({"sample_frames": 0}, "sample_frames"),
+        ({"drop_rate": 1.0}, "drop_rate"),
+        ({"drop_rate": -0.1}, "drop_rate"),
+        ({"drop_rate": "half"}, "drop_rate"),
     ],
 )
 def test_bad_values_are_value_errors(hparams, flag):
@@ -230,6 +282,28 @@ def test_input_modes():
         frame_models.input_mode("netvlad", sample_frames=0)
     with pytest.raises(ValueError, match="bogus"):
         frame_models.input_mode("netvlad", bogus=1)
+
+
+def test_sample_frames_of_an_ordered_family_is_passed_through():
+    """lstm/gru take sample_frames as their own option; their reader still reads every frame."""
+    model = frame_models.build(
+        "lstm", 10, FRAMES, rnn_cells=8, random_sequence=True, sample_frames="7"
+    )
+    assert model.get_layer("random_subsequence").num_samples == 7
+    assert frame_models.input_mode("lstm", sample_frames=7)["num_samples"] is None
+    assert frame_models.input_mode("gru", sample_frames="7", random_sequence=True) == {
+        "frame_level": True,
+        "sample": "ordered",
+        "num_samples": None,
+    }
+    for bad in (0, -3, "many"):
+        with pytest.raises(ValueError, match="sample_frames"):
+            frame_models.build("lstm", 10, FRAMES, rnn_cells=8, sample_frames=bad)
+        with pytest.raises(ValueError, match="sample_frames"):
+            frame_models.input_mode("gru", sample_frames=bad)
+    entry = frame_models.get_entry("lstm")
+    assert "sample_frames" in entry.family_hparams
+    assert "sample_frames" not in frame_models.get_entry("netvlad").family_hparams
 
 
 def test_sample_frames_shapes_nothing():

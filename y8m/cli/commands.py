@@ -168,10 +168,22 @@ def models(num_classes: int = 3862, names: str | None = None):
         )
     except ValueError as err:  # frame_models' errors are the user's: an unknown name, ...
         raise UsageError(str(err)) from None
-    print(f"{'model':<16} {'parameters':>14} {'float32 MB':>11} {'thesis':>10}")
+    print(
+        f"{'model':<16} {'parameters':>14} {'trainable':>14} {'float32 MB':>11} "
+        f"{'thesis':>8} {'reference':>10}"
+    )
     for r in rows:
         thesis = f"~{r['thesis_params'] / 1e6:.0f}M" if r.get("thesis_params") else "-"
-        print(f"{r['name']:<16} {r['params']:>14,} {r['float32_mb']:>11.1f} {thesis:>10}")
+        published = r.get("reference_params") if int(num_classes) == 3862 else None
+        reference = f"~{published / 1e6:.1f}M" if published else "-"
+        print(
+            f"{r['name']:<16} {r['params']:>14,} {r['trainable_params']:>14,} "
+            f"{r['float32_mb']:>11.1f} {thesis:>8} {reference:>10}"
+        )
+    print(
+        "thesis: figures quoted at 4716 classes (2017); reference: NeXtVLAD's trainable "
+        "parameters at 3862 classes (winners_facts.md 1.4)"
+    )
 
 
 def demo(output_dir: str = "demo", videos: int = 1500, steps: int = 300, seed: int = 0):

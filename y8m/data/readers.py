@@ -199,6 +199,10 @@ def iterate(dataset: tf.data.Dataset, pattern: str) -> Iterator[dict]:
         yield {k: v.numpy() for k, v in batch.items()}
 
 
+# A tf.data assertion whose message starts with this marker is shown to the user as it is.
+USAGE_MARKER = "y8m-usage:"
+
+
 def data_error(err: Exception, pattern: str) -> Exception:
     """The user-facing error for a tf.data failure: names the file where it can be found."""
     message = str(err)
@@ -206,6 +210,9 @@ def data_error(err: Exception, pattern: str) -> Exception:
         culprit = locate_corrupt_file(expand_pattern(pattern))
         where = f"in {culprit[0]} ({culprit[1]})" if culprit else f"in files matching {pattern!r}"
         return UsageError(f"corrupt TFRecord data {where}; re-download it or pass --skip_corrupt")
+    if USAGE_MARKER in message:  # a pipeline's own check, its message written for the user
+        line = message.split(USAGE_MARKER, 1)[1].splitlines()[0]
+        return UsageError(" ".join(line.replace("] [", " ").strip("[] ").split())[:500])
     if "label index >= num_classes" in message:
         limit = message.split("label index >= num_classes (", 1)[1].split(")", 1)[0]
         return UsageError(

@@ -266,8 +266,11 @@ def append_history(train_dir: str, row: dict) -> None:
 
 
 def training_pair(batch: dict, config: dict) -> tuple:
-    """(inputs, labels) for the step, or (inputs, labels, label_weights) with --segment_labels."""
+    """(inputs, labels) for the step, or (inputs, labels, label_weights) with --segment_labels,
+    or (inputs, labels, teacher) with --distill_from."""
     inputs = model_inputs(batch, config)
+    if config["train"].get("distill"):
+        return inputs, batch["labels"], batch["teacher"]
     if config["data"].get("segment_labels"):
         return inputs, batch["labels"], batch["label_weights"]
     return inputs, batch["labels"]

@@ -12,6 +12,7 @@ from y8m.data import specs
 from y8m.errors import UsageError
 from y8m.fileio import expand_pattern
 from y8m.run import distribute, rundir
+from y8m.run.teacher import load_teacher
 from y8m.run.training import artefacts
 from y8m.run.training.config import (
     adopt_init_from,
@@ -57,6 +58,9 @@ def train(
     segment_labels: bool = False,
     init_from: str | None = None,
     init_checkpoint: str = "latest",
+    distill_from: str | None = None,
+    distill_weight: float = 0.5,
+    distill_temperature: float = 1.0,
     validate_steps: int = 0,
     validate_max_videos: int = 5000,
     precise_bn_batches: int = 200,
@@ -101,6 +105,11 @@ def train(
             step counter; the model, its hyper-parameters and features come from that run.
         init_checkpoint: which weights of --init_from: latest (its model.keras when final),
             best (highest validation GAP) or a step.
+        distill_from: glob of prediction stores of a teacher (an ensemble) on the training
+            videos: train against a mix of the labels and its predictions (docs/models.md,
+            "Distillation"); stores of several models are averaged.
+        distill_weight: the teacher's share of the target (0.5 as the 2018 winner).
+        distill_temperature: T of the softened targets (1: the teacher's probabilities).
         validate_steps: steps between validations (0: only at the end, if a pattern is given).
         validate_max_videos: videos used per validation.
         precise_bn_batches: training batches over which every batch-norm layer's mean and
@@ -142,6 +151,16 @@ def _train(flags: dict, model_overrides: dict) -> dict:
     if source is not None:
         config["init_from"] = source
     check_data(files, config, flags["train_data_pattern"])
+    teacher = None
+    if flags["distill_from"]:
+        teacher = load_teacher(flags["distill_from"], config["num_classes"])
+        config["train"]["distill"] = {
+            "from": flags["distill_from"],
+            "weight": flags["distill_weight"],
+            "temperature": flags["distill_temperature"],
+            "teacher_models": teacher.models,
+            "teacher_videos": len(teacher.ids),
+        }
     config["flags"] = {**flags, **model_overrides}  # the command line as given, for the record
     _, worker = distribute.worker_info() if flags["strategy"] == "multi_worker" else (1, 0)
     chief = worker == 0
@@ -174,8 +193,9 @@ def _train(flags: dict, model_overrides: dict) -> dict:
             strategy,
             clip_norm=config["train"]["clip_gradient_norm"],
             jit_compile=config["train"]["jit_compile"],
+            distill=_distill_options(config),
         ),
-        _batches(config, strategy, flags, start_step, report),
+        _batches(config, strategy, flags, start_step, report, teacher),
         total_steps=steps,
         global_batch=global_batch,
         checkpoint_steps=flags["checkpoint_steps"],
@@ -240,8 +260,16 @@ def _prepare_run_dir(train_dir: str, config: dict, start_new_model: bool) -> Non
     rundir.save_config(train_dir, config)
 
 
-def _batches(config: dict, strategy, flags: dict, start_step: int, report):
-    """(inputs, labels) batches for every replica: one pipeline per worker, its own shard."""
+def _distill_options(config: dict) -> dict | None:
+    distill = config["train"].get("distill")
+    if not distill:
+        return None
+    return {"weight": float(distill["weight"]), "temperature": float(distill["temperature"])}
+
+
+def _batches(config: dict, strategy, flags: dict, start_step: int, report, teacher=None):
+    """(inputs, labels[, extra]) batches for every replica: one pipeline per worker, its own
+    shard; with a teacher, its targets looked up by video id."""
     import tensorflow as tf
 
     global_batch = int(config["train"]["global_batch_size"])
@@ -261,6 +289,8 @@ def _batches(config: dict, strategy, flags: dict, start_step: int, report):
             report=report,
             shard=shard,
         )
+        if teacher is not None:
+            ds = teacher.attach(ds)
         return ds.map(lambda b: rundir.training_pair(b, config))
 
     if config["train"]["replicas"] == 1 and flags["strategy"] == "default":

@@ -5,6 +5,7 @@ import pytest
 
 import frame_models
 from frame_models.layers import GLU, ContextGating, NetFV, NetRVLAD, NetVLAD, SoftBoW
+from frame_models.layers.netvlagd import NetVLAGD
 from tests.frame_models.models.tiny import NUM_CLASSES, build, frame_batch
 
 
@@ -19,10 +20,11 @@ def layer_names(model):
         ("netrvlad", NetRVLAD, 256),
         ("netfv", NetFV, 128),
         ("bow", SoftBoW, 4096),
+        ("netvlagd", NetVLAGD, 256),
     ],
 )
 def test_thesis_cluster_counts(name, layer_class, clusters):
-    model = build(name, cluster_size=None)
+    model = build(name, cluster_size=None, audio_cluster_size=None)
     rgb, audio = model.get_layer(f"rgb_{name}"), model.get_layer(f"audio_{name}")
     assert type(rgb) is layer_class and type(audio) is layer_class
     assert (rgb.num_clusters, audio.num_clusters) == (clusters, clusters // 2)
@@ -93,3 +95,38 @@ def test_batch_norm_switches():
     pooled = model.get_layer("pooled_representation")
     assert pooled.use_batch_norm is False and pooled.gate.use_batch_norm is False
     assert model.get_layer("output_gating").use_batch_norm is False
+
+
+def test_gated_netvlagd_has_both_gatings():
+    model = build("gated_netvlagd")
+    assert type(model.get_layer("rgb_netvlagd")) is NetVLAGD
+    assert isinstance(model.get_layer("pooled_representation").gate, ContextGating)
+    assert "output_gating" in layer_names(model)
+    assert build("netvlagd").get_layer("pooled_representation").gate is None
+
+
+@pytest.mark.parametrize("name", ["netfv", "gated_netfv"])
+def test_fv_couple_weights(name):
+    free = build(name)
+    assert free.get_layer("rgb_netfv").couple_weights is False  # default: free centres
+    coupled = build(name, fv_couple_weights="true")
+    for stream in ("rgb", "audio"):
+        layer = coupled.get_layer(f"{stream}_netfv")
+        assert layer.couple_weights is True and layer.cluster_centers is None
+    # The coupled model lacks the centres: D * K per stream.
+    assert free.count_params() - coupled.count_params() == 16 * 4 + 8 * 2
+
+
+@pytest.mark.parametrize("name", ["netvlad", "gated_netrvlad", "bow", "netvlagd"])
+def test_fv_couple_weights_is_netfv_only(name):
+    with pytest.raises(ValueError, match="fv_couple_weights"):
+        build(name, fv_couple_weights=True)
+    assert "fv_couple_weights" not in frame_models.valid_hparams(name)
+
+
+def test_fv_couple_weights_rejected_by_the_family_for_other_poolings():
+    from frame_models.models.cluster import cluster_model
+
+    features = (frame_models.Feature("rgb", 16),)
+    with pytest.raises(ValueError, match="fv_couple_weights"):
+        cluster_model(NUM_CLASSES, features, "netvlad", "netvlad", fv_couple_weights=True)

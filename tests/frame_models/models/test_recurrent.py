@@ -1,9 +1,11 @@
-"""LSTM/GRU models: classifier input per rnn_state, fusion, masking of padded frames."""
+"""LSTM/GRU models: classifier input per rnn_state, fusion, masking of padded frames,
+bidirectional layers and ordered random subsequences."""
 
+import keras
 import numpy as np
 import pytest
 
-from tests.frame_models.models.tiny import build
+from tests.frame_models.models.tiny import build, frame_batch
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,100 @@ def test_video_without_frames_reads_one_zero_row():
     got = np.asarray(model(empty, training=False))
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, np.asarray(model(one_zero_frame, training=False)), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, rnn_state, size",
+    [("lstm", "all", 4 * 8), ("gru", "all", 2 * 8), ("lstm", "last", 8), ("gru", "last", 8)],
+)
+def test_bidirectional_splits_the_cells(name, rnn_state, size):
+    """rnn_cells // 2 units per direction: the classifier input is as wide as unidirectional."""
+    model = build(name, bidirectional=True, rnn_state=rnn_state)
+    assert model.get_layer("moe").gating_kernel.shape[0] == size
+    for index in range(2):
+        layer = model.get_layer(f"fused_{name}_{index}")
+        assert isinstance(layer, keras.layers.Bidirectional)
+        assert layer.forward_layer.units == layer.backward_layer.units == 4
+    assert not isinstance(build(name).get_layer(f"fused_{name}_0"), keras.layers.Bidirectional)
+
+
+def _reference_states(layer, real):
+    """A (1, n, D) video's final states from `layer`'s two directions run on its real frames."""
+    forward = layer.forward_layer(real)[1:]  # [h] or [h, c]
+    config = {**layer.backward_layer.get_config(), "go_backwards": False, "name": "reference"}
+    backward_as_forward = type(layer.backward_layer).from_config(config)
+    backward_as_forward(real)
+    backward_as_forward.set_weights(layer.backward_layer.get_weights())
+    backward = backward_as_forward(real[:, ::-1])[1:]  # the frames read last to first
+    wrong_way = backward_as_forward(real)[1:]
+    states = [*reversed(forward), *reversed(backward)]  # WILLOW's (c, h) per direction
+    return np.concatenate([np.asarray(s)[0] for s in states]), np.asarray(wrong_way[0])[0]
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_bidirectional_final_states_of_masked_videos(name):
+    """Padded with NaN, each direction's final state is the one of the real frames alone."""
+    model = build(name, bidirectional=True, rnn_layers=1)
+    rng = np.random.default_rng(52)
+    batch = frame_batch(rng, num_frames=(6, 3, 0), steps=6)
+    dirty = dict(batch)
+    pad = np.arange(6)[None, :] >= batch["num_frames"][:, None]
+    for key in ("rgb", "audio"):
+        dirty[key] = batch[key].copy()
+        dirty[key][pad] = np.nan
+    states = np.asarray(keras.Model(model.input, model.get_layer("states").output)(dirty))
+    fused = np.asarray(keras.Model(model.input, model.get_layer("early_fusion").output)(batch))
+    layer = model.get_layer(f"fused_{name}_0")
+    half = states.shape[1] // 2
+    for b, n in enumerate((6, 3)):
+        expected, wrong_way = _reference_states(layer, fused[b : b + 1, :n])
+        np.testing.assert_allclose(states[b], expected, rtol=1e-5, atol=1e-6)
+        # The backward direction really reads the frames in reverse.
+        assert not np.allclose(states[b, -wrong_way.size :], wrong_way)
+        assert not np.allclose(states[b, :half], states[b, half:])
+    assert np.all(np.isfinite(np.asarray(model(dirty))))
+
+
+def test_bidirectional_needs_two_cells():
+    with pytest.raises(ValueError, match="rnn_cells"):
+        build("gru", bidirectional=True, rnn_cells=1)
+
+
+def _subsample(batch, indices):
+    out = {key: batch[key][:, indices] for key in ("rgb", "audio")}
+    out["num_frames"] = np.full(len(batch["num_frames"]), len(indices), "int32")
+    return out
+
+
+def test_random_sequence_at_inference_reads_evenly_spaced_frames():
+    model = build("gru", random_sequence=True, sample_frames=3)
+    assert model.get_layer("random_subsequence").num_samples == 3
+    batch = frame_batch(np.random.default_rng(53), num_frames=(6,), steps=6)
+    out = np.asarray(model(batch, training=False))
+    np.testing.assert_allclose(np.asarray(model(batch, training=False)), out)  # deterministic
+    # floor((i + 1/2) 6 / 3) = frames 1, 3 and 5; a 3-frame video is read whole.
+    np.testing.assert_allclose(
+        np.asarray(model(_subsample(batch, [1, 3, 5]), training=False)), out, atol=1e-6
+    )
+
+
+def test_random_sequence_in_training_draws_new_frames():
+    model = build("lstm", random_sequence=True, sample_frames=3)
+    batch = frame_batch(np.random.default_rng(54), num_frames=(6,) * 8, steps=6)
+    first = np.asarray(model(batch, training=True))
+    assert not np.allclose(np.asarray(model(batch, training=True)), first)
+    short = frame_batch(np.random.default_rng(55), num_frames=(2, 0), steps=4)
+    np.testing.assert_allclose(  # videos of at most S frames are read whole either way
+        np.asarray(model(short, training=True)), np.asarray(model(short, training=False)), atol=1e-6
+    )
+
+
+def test_sample_frames_is_a_recurrent_option():
+    import frame_models
+
+    model = build("lstm", random_sequence=True)
+    assert model.get_layer("random_subsequence").num_samples == 150  # WILLOW's README
+    assert "random_subsequence" not in {layer.name for layer in build("lstm").layers}
+    # The reader still feeds every frame in order: the model subsamples.
+    mode = frame_models.input_mode("lstm", random_sequence=True, sample_frames=50)
+    assert mode == {"frame_level": True, "sample": "ordered", "num_samples": None}

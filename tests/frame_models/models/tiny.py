@@ -12,7 +12,21 @@ VIDEO_FEATURES = (("mean_rgb", 16), ("mean_audio", 8))
 FRAME_SIZES = dict(FRAME_FEATURES)
 VIDEO_SIZES = dict(VIDEO_FEATURES)
 # Small sizes for every family; each model gets the ones it takes (see tiny_hparams).
-TINY = {"cluster_size": 4, "hidden_size": 8, "rnn_cells": 8}
+TINY = {
+    "cluster_size": 4,
+    "audio_cluster_size": 2,
+    "hidden_size": 8,
+    "rnn_cells": 8,
+    # Dropout off so training-mode outputs are comparable; small NeXtVLAD and Transformer sizes.
+    "drop_rate": 0.0,
+    "groups": 2,
+    "gating_reduction": 2,
+    "mix_number": 2,
+    "transformer_size": 8,
+    "num_heads": 2,
+    "transformer_layers": 1,
+    "ff_size": 16,
+}
 
 
 def is_frame_level(name: str) -> bool:

@@ -104,8 +104,17 @@ def test_hparam_the_model_does_not_take_is_one_line(capsys, synth_dir, tmp_path)
 
 def test_models_lists_a_comma_separated_subset(capsys):
     main(["models", "--names=lstm,netvlad", "--num_classes=64"])
-    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:-1]]
     assert rows == ["lstm", "netvlad"]
+
+
+def test_models_shows_nextvlad_beside_the_reference_count(capsys):
+    main(["models", "--names=nextvlad,mix_nextvlad"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-1] == "reference"
+    rows = {line.split()[0]: line.split() for line in lines[1:-1]}
+    assert rows["nextvlad"][2] == "78,643,170" and rows["nextvlad"][-1] == "~78.6M"
+    assert rows["mix_nextvlad"][2] == "235,935,273" and rows["mix_nextvlad"][-1] == "~235.9M"
 
 
 def test_merge_with_no_parts_is_one_line(capsys, tmp_path):

@@ -9,9 +9,20 @@ import time
 
 # Small versions of the thesis models (the comparison is about pooling, not capacity), each
 # with its reference learning rate: the starter code trained its logistic baselines at 0.01.
+_NEXTVLAD = {"cluster_size": 32, "hidden_size": 256, "groups": 8, "sample_frames": 60}
 SMALL = {
     "gated_netvlad": {"cluster_size": 32, "hidden_size": 256, "sample_frames": 60},
     "average_logistic": {"base_learning_rate": 0.01},
+    "nextvlad": _NEXTVLAD,
+    "mix_nextvlad": {**_NEXTVLAD, "mix_number": 3},
+    "gated_dbof": {"cluster_size": 1024, "hidden_size": 256, "sample_frames": 60},
+    "transformer": {
+        "transformer_size": 128,
+        "num_heads": 4,
+        "transformer_layers": 2,
+        "ff_size": 256,
+        "sample_frames": 60,
+    },
 }
 
 

@@ -134,6 +134,17 @@ def check_flags(flags: dict) -> None:
         if flags[name] is not None:
             flags[name] = integer(name, flags[name], 1)
     flags["seed"] = integer("seed", flags["seed"])
+    flags["distill_weight"] = number(
+        "distill_weight", flags["distill_weight"], minimum=0, maximum=1
+    )
+    flags["distill_temperature"] = number(
+        "distill_temperature", flags["distill_temperature"], above=0
+    )
+    if flags["distill_from"] and flags["segment_labels"]:
+        raise UsageError(
+            "--distill_from does not combine with --segment_labels: distil video-level "
+            "targets, then fine-tune on segments with --init_from"
+        )
     flags["base_learning_rate"] = number("base_learning_rate", flags["base_learning_rate"], above=0)
     flags["learning_rate_decay"] = number(
         "learning_rate_decay", flags["learning_rate_decay"], maximum=1, above=0
