@@ -11,6 +11,7 @@ import inspect
 import json
 
 from y8m.cli.bench.ensemble import bench_ensemble
+from y8m.cli.bench.extract import bench_extract
 from y8m.cli.bench.learn import bench_learn
 from y8m.cli.bench.metrics import bench_metrics
 from y8m.cli.bench.predict import bench_predict
@@ -342,6 +343,7 @@ class Bench:
     train = staticmethod(_returns_none(bench_train))
     predict = staticmethod(_returns_none(bench_predict))
     learn = staticmethod(_returns_none(bench_learn))
+    extract = staticmethod(_returns_none(bench_extract))
 
     def milnce(self, **flags):
         """S3D forward+backward clips/s and the video loader's decoded clips/s (flags: `y8m extras milnce bench --help`)."""
@@ -364,6 +366,7 @@ class Bench:
 
 def _command_table() -> dict:
     from ensembles.commands import ensemble
+    from y8m.extract.dataset import extract
     from y8m.run.average import average
     from y8m.run.evaluate import evaluate
     from y8m.run.export import export
@@ -373,6 +376,7 @@ def _command_table() -> dict:
     return {
         "synth": synth,
         "inspect": inspect_,
+        "extract": _returns_none(extract),
         "models": models,
         "train": _returns_none(train),
         "eval": _returns_none(evaluate),

@@ -66,7 +66,8 @@ def read_frames(
     """Frame-level batches: `{id, <feature>..., num_frames, labels}`.
 
     Args:
-        pattern: glob (or comma-separated globs) of frame-level TFRecords.
+        pattern: glob (or comma-separated globs) of frame-level TFRecords, or a
+            `tf.data.Dataset` of serialized records (parsed the same way).
         version: dataset release (2017, 2018, 2019): fixes the id key and class count.
         feature_names, feature_sizes: streams to read, e.g. "rgb,audio" / "1024,128".
         num_classes: width of the multi-hot labels; the release's by default.
@@ -321,8 +322,13 @@ def read_segment_ratings(pattern: str) -> pd.DataFrame:  # noqa: F821
 
 
 def _parsed_batches(pattern, parse, *, shuffle, prefetch, **options) -> tf.data.Dataset:
-    """Record batches of `pattern` mapped through the batched `parse`, then prefetched."""
-    ds = _record_batches(pattern, shuffle=shuffle, **options)
+    """Record batches of `pattern` mapped through the batched `parse`, then prefetched.
+    `pattern` may also be a dataset of serialized records made in memory (`y8m predict
+    --videos`): they are parsed exactly as records read from files."""
+    if isinstance(pattern, tf.data.Dataset):
+        ds = pattern.batch(int(options["batch_size"]))
+    else:
+        ds = _record_batches(pattern, shuffle=shuffle, **options)
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     return ds.prefetch(prefetch) if prefetch else ds
 

@@ -46,11 +46,14 @@ def encode_frame_example(
     frames: dict[str, np.ndarray],
     release: specs.Release,
     segments: dict[str, Sequence] | None = None,
+    context_floats: dict[str, np.ndarray] | None = None,
 ) -> bytes:
     """A frame-level `tf.train.SequenceExample`.
 
     Args:
         frames: feature name -> uint8 array [T, D]; one bytes entry per frame (second).
+        context_floats: more float context features, such as the official extractor's
+            `mean_rgb` / `mean_audio` (means of the unquantised features).
         segments: for 2019 validate/test records, parallel lists under the keys
             `segment_labels`, `segment_start_times`, `segment_scores`.
     """
@@ -64,6 +67,8 @@ def encode_frame_example(
         context[specs.SEGMENT_START_TIMES_KEY] = _int64(starts)
         context[specs.SEGMENT_END_TIMES_KEY] = _int64([s + specs.SEGMENT_SIZE for s in starts])
         context[specs.SEGMENT_SCORES_KEY] = _float(segments[specs.SEGMENT_SCORES_KEY])
+    for name, value in (context_floats or {}).items():
+        context[name] = _float(value)
     feature_lists = {}
     for name, value in frames.items():
         value = np.asarray(value)

@@ -34,6 +34,16 @@ def predict(
     worker_index: int | None = None,
     merge: bool = False,
     merge_timeout: float = 0.0,
+    videos: str | None = None,
+    inception_graph: str | None = None,
+    inception_weights: str | None = None,
+    pca_dir: str | None = None,
+    vggish_weights: str | None = None,
+    vggish_pca: str | None = None,
+    no_audio: bool = False,
+    max_frames: int = 300,
+    skip_bad: bool = False,
+    vocabulary: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Writes each video's top-K classes and scores for every record of INPUT_DATA_PATTERN.
@@ -65,6 +75,12 @@ def predict(
             (and --train_dir with --csv).
         merge_timeout: with --merge, seconds to wait for parts still being written (a bar
             names how many); 0 merges at once or names the missing parts.
+        videos: instead of records, a glob of video files: their features are extracted in
+            memory as `y8m extract` does (the same network and PCA flags, docs/extract.md).
+        inception_graph, inception_weights, pca_dir, vggish_weights, vggish_pca, no_audio,
+            max_frames, skip_bad: with --videos, as `y8m extract`.
+        vocabulary: vocabulary.csv: also write OUTPUT.names.csv, each video's top 20 classes
+            with their names, and print the first videos' top 3.
 
     Returns:
         dict with `output_file`, `num_videos`, `videos_per_s` (and `csv_file`).
@@ -77,10 +93,22 @@ def predict(
         return _merge_step(train_dir, final_path, csv_path, merge_timeout, progress)
     if not train_dir:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
-    if not input_data_pattern:
+    if videos and input_data_pattern:
+        raise UsageError("pass --videos or --input_data_pattern, not both")
+    if not input_data_pattern and not videos:
         raise UsageError(
-            "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord'"
+            "missing --input_data_pattern: a glob such as 'data/synth/frame/test*.tfrecord' "
+            "(or --videos='clips/*.mp4' for video files)"
         )
+    source = None
+    if videos:
+        if segments or (num_workers or 1) > 1:
+            raise UsageError("--videos predicts whole videos on one worker: drop --segments")
+        flags = dict(inception_graph=inception_graph, inception_weights=inception_weights,
+                     pca_dir=pca_dir, vggish_weights=vggish_weights, vggish_pca=vggish_pca,
+                     no_audio=bool(no_audio), max_frames=integer("max_frames", max_frames, 1, 300))  # fmt: skip
+        source = {"videos": videos, "flags": flags, "skip_bad": bool(skip_bad)}
+        input_data_pattern = videos
     top_k, batch_size = integer("top_k", top_k, 1), integer("batch_size", batch_size, 1)
     weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
     if segments:
@@ -100,16 +128,19 @@ def predict(
     total, index = sharding.resolve(num_workers, worker_index)
     store = dict(
         model_name=model_name or os.path.basename(os.path.normpath(train_dir)),
-        split=split or _guess_split(input_data_pattern),
+        split=split or ("videos" if source else _guess_split(input_data_pattern)),
         top_k=top_k,
     )
     job = (train_dir, input_data_pattern, store, batch_size, skip_corrupt, (total, index))
 
     def write(path):
-        return _write_store(*job, path, progress, weights)
+        return _write_store(*job, path, progress, weights, source)
 
     if total == 1:
-        return _commit(final_path, csv_path, write)
+        result = _commit(final_path, csv_path, write)
+        if vocabulary:
+            result["names_file"] = write_names(final_path, vocabulary)
+        return result
     part = sharding.part_path(final_path, index, total, ".parquet")
     seen, seconds, _, config = write(part)
     merging, missing = sharding.claim_merge(final_path, total, ".parquet")
@@ -178,7 +209,16 @@ def _merge_step(train_dir, final_path, csv_path, merge_timeout, progress) -> dic
 
 
 def _write_store(
-    train_dir, pattern, store, batch_size, skip_corrupt, worker, path, progress, weights
+    train_dir,
+    pattern,
+    store,
+    batch_size,
+    skip_corrupt,
+    worker,
+    path,
+    progress,
+    weights,
+    source=None,
 ):
     """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH.
 
@@ -191,15 +231,24 @@ def _write_store(
     total, index = worker
     model, config = load_model(train_dir, progress=progress, **weights)
     report = CorruptReport()
-    ds = rundir.dataset_for(
-        config,
-        pattern,
-        training=False,
-        batch_size=int(batch_size),
-        skip_corrupt=skip_corrupt,
-        report=report,
-        shard=(total, index) if total > 1 else None,
-    )
+    skipped: dict[str, str] = {}
+    if source is not None:
+        from y8m.run.video_input import video_batches
+
+        batches = video_batches(
+            config, source["videos"], source["flags"], int(batch_size), source["skip_bad"], skipped
+        )
+    else:
+        ds = rundir.dataset_for(
+            config,
+            pattern,
+            training=False,
+            batch_size=int(batch_size),
+            skip_corrupt=skip_corrupt,
+            report=report,
+            shard=(total, index) if total > 1 else None,
+        )
+        batches = iterate(ds, pattern)
     predict_fn = compiled_predict(model)
     writer = PredictionWriter(
         path,
@@ -216,7 +265,7 @@ def _write_store(
         dynamic_ncols=True,
     )
     with writer:
-        for batch in iterate(ds, pattern):
+        for batch in batches:
             p = np.asarray(predict_fn(rundir.model_inputs(batch, config)), np.float32)
             if keep_labels is None:  # test records carry no labels: then none are stored
                 keep_labels = bool(batch["labels"].any())
@@ -225,7 +274,41 @@ def _write_store(
             seen += len(ids)
             bar.update(len(ids))
     bar.close()
+    for video, reason in skipped.items():
+        print(f"skipped {video}: {reason}")
     return seen, time.perf_counter() - t0, report, config
+
+
+def write_names(store: str, vocabulary: str, top: int = 20, show: int = 5) -> str:
+    """STORE's top classes with their vocabulary names in STORE.names.csv (written atomically);
+    prints the first SHOW videos' top 3. Returns the file's path."""
+    import csv
+
+    from y8m.data.vocabulary import read_vocabulary
+    from y8m.fileio import atomic_open
+    from y8m.predictions import load_predictions
+
+    names = read_vocabulary(vocabulary)
+    stored = load_predictions(store)
+    path = store[: -len(".parquet")] + ".names.csv"
+    with atomic_open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["VideoId", "Rank", "Class", "Name", "Vertical", "Score"])
+        for video, classes, scores in zip(stored.ids, stored.classes, stored.scores):
+            for rank, (c, score) in enumerate(zip(classes[:top], scores[:top]), start=1):
+                if c >= 0:
+                    entry = names.get(int(c), {"name": "", "vertical": ""})
+                    writer.writerow([video, rank, int(c), entry["name"], entry["vertical"],
+                                     f"{float(score):.6f}"])  # fmt: skip
+    for video, classes, scores in list(zip(stored.ids, stored.classes, stored.scores))[:show]:
+        best = ", ".join(
+            f"{names.get(int(c), {'name': str(c)})['name'] or c} {float(s):.3f}"
+            for c, s in zip(classes[:3], scores[:3])
+            if c >= 0
+        )
+        print(f"{video}: {best}")
+    print(f"wrote {path}")
+    return path
 
 
 def _write_csv(store: str, csv_path: str, config: dict) -> None:

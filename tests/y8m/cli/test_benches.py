@@ -53,3 +53,18 @@ def test_bench_predict_and_learn(tmp_path, capsys):
     bench_learn(steps=2, batch_size=8, videos=24, output_dir=str(tmp_path / "l"))
     figures = _last_json(capsys)
     assert 0 <= figures["gap_gated_netvlad"] <= 1 and 0 <= figures["gap_average_logistic"] <= 1
+    # fire hands `--models=a,b` over as a tuple.
+    bench_learn(models=("average_logistic", "average_moe_cg"), steps=1, batch_size=8,
+                videos=24, output_dir=str(tmp_path / "l2"))  # fmt: skip
+    assert {"gap_average_logistic", "gap_average_moe_cg"} <= set(_last_json(capsys))
+
+
+@pytest.mark.slow
+def test_bench_extract(tmp_path, capsys):
+    from y8m.cli.bench.extract import bench_extract
+
+    figures = bench_extract(videos=1, seconds=2.5, fps=5, width=64, height=48,
+                            workdir=str(tmp_path))  # fmt: skip
+    assert figures == _last_json(capsys)
+    assert figures["frames"] == 3 and figures["network"] == "keras_inception_v3"
+    assert figures["rgb_frames_per_s"] > 0 and figures["frames_per_s"] > 0

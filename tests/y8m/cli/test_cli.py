@@ -141,3 +141,8 @@ def test_unknown_flag_of_an_extras_command_is_one_line(group, capsys):
 def test_misspelt_subcommand_is_one_line_listing_the_choices(argv, listed, capsys):
     code, _, err = _run(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and "unknown command" in err and listed in err
+
+
+def test_extract_without_videos_is_one_line(capsys):
+    code, _, err = _run(["extract", "--output_dir=x"], capsys)
+    assert code == 2 and err.startswith("error: missing --videos") and err.count("\n") == 1

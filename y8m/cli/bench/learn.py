@@ -54,6 +54,8 @@ def bench_learn(
     from y8m.run.evaluate import evaluate
     from y8m.run.train import train
 
+    if isinstance(models, (list, tuple)):  # fire turns `--models=a,b` into a tuple
+        models = ",".join(str(m) for m in models)
     names = [m.strip() for m in str(models).split(",") if m.strip()]
     workdir = output_dir or tempfile.mkdtemp(prefix="y8m-learn-")
     if data_dir is None:
