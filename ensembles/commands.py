@@ -12,6 +12,7 @@ from ensembles.averaging import rank_average, weighted_average
 from ensembles.greedy import GreedyEnsembler
 from ensembles.inputs import check_same_models, index_files, load_models
 from ensembles.recipe import (
+    MB,
     METHODS,
     format_table,
     load_recipe,
@@ -43,6 +44,7 @@ def ensemble(
     segment_ratings=None,
     segment_max_pred: int = specs.SEGMENT_MAX_PRED,
     output_store: str | None = None,
+    max_mb: float | None = None,
 ) -> dict:
     """Ensemble models' predictions: greedy GAP selection on validation, then a Kaggle submission.
 
@@ -64,10 +66,13 @@ def ensemble(
         segment_max_pred: with --segments, segments kept per class in the submission.
         output_store: also write the ensemble of --test as a prediction store (top --top_k
             classes per video): a teacher for `y8m train --distill_from`.
+        max_mb: greedy selection under a size budget in MB (10**6 bytes): each model's size
+            is the `model_bytes` its validation store records (`y8m predict --precision`),
+            paid once; stores of one run at several precisions exclude each other.
 
     Returns:
         method, weights, validation_gap, best_single_model, best_single_gap, steps,
-        output_file, recipe, plot, num_test_videos, output_store.
+        output_file, recipe, plot, num_test_videos, output_store, total_mb, max_mb.
     """
     if output_store and not test:
         raise UsageError("--output_store writes the ensemble of --test: pass --test=GLOB")
@@ -82,9 +87,13 @@ def ensemble(
     greedy = _positive_int(greedy, "greedy")
     replay = recipe is not None
     method, weight_map, top_k, test, copies = _choose_method(method, weights, recipe, top_k, test)
+    if max_mb is not None:
+        if method != "greedy" or replay:
+            raise UsageError("--max_mb budgets greedy selection: drop it with --recipe or --method")
+        max_mb = number("max_mb", max_mb, above=0)
     validation_files, test_files = _read_inputs(validation, test, method, replay)
     if method == "greedy" and not replay:
-        fit = _fit_greedy(validation_files, greedy, not no_replacement, top_k, release)
+        fit = _fit_greedy(validation_files, greedy, not no_replacement, top_k, release, max_mb)
     else:
         fit = _fixed_weights(weight_map, validation_files, test_files, method, top_k, release)
     combined = _combine_test(test_files, fit.weights, method, top_k, release)
@@ -117,6 +126,8 @@ def ensemble(
         "plot": plot_path,
         "num_test_videos": num_test_videos,
         "output_store": output_store or None,
+        "total_mb": fit.total_mb,
+        "max_mb": max_mb,
     }
 
 
@@ -149,10 +160,19 @@ class _Fit:
     best_step: int | None = None
     validation_gap: float | None = None
     single_gaps: dict[str, float] | None = None
+    sizes: dict[str, dict] | None = None  # model -> precision, bytes (stores that record them)
+    max_mb: float | None = None
 
     @property
     def best_single(self) -> str | None:
         return max(self.single_gaps, key=self.single_gaps.get) if self.single_gaps else None
+
+    @property
+    def total_mb(self) -> float | None:
+        """The MB of the chosen models, when every one's size is known."""
+        if not self.sizes or any(n not in self.sizes for n in self.weights):
+            return None
+        return sum(self.sizes[n]["bytes"] for n in self.weights) / MB
 
 
 def _video_release(version) -> specs.Release:
@@ -204,12 +224,51 @@ def _read_inputs(validation, test, method: str, replay: bool):
     return validation_files, test_files
 
 
-def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, release) -> _Fit:
-    """Greedy GAP selection on every validation model."""
+def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, release, max_mb):
+    """Greedy GAP selection on every validation model (within MAX_MB when given)."""
     validation = load_models(validation_files, sorted(validation_files), "validation", release)
-    est = GreedyEnsembler(n_iter=greedy, replace=replace, top_k=top_k, progress=True)
-    est.fit(validation)
-    return _Fit(est.weights_, est.history_, est.best_step_, est.validation_gap_, est.single_gaps_)
+    sizes, groups = _sizes(validation, validation_files, max_mb)
+    costs = {n: s["bytes"] for n, s in sizes.items()} if len(sizes) == len(validation) else None
+    est = GreedyEnsembler(
+        n_iter=greedy,
+        replace=replace,
+        top_k=top_k,
+        progress=True,
+        max_bytes=None if max_mb is None else max_mb * MB,
+    )
+    est.fit(validation, costs=costs, groups=groups)
+    fit = _Fit(est.weights_, est.history_, est.best_step_, est.validation_gap_, est.single_gaps_)
+    fit.sizes, fit.max_mb = sizes, max_mb
+    return fit
+
+
+def _sizes(validation: Mapping[str, Predictions], files: Mapping[str, str], max_mb):
+    """(model -> {precision, bytes} for the stores that record `model_bytes`, model -> group).
+
+    A store named `<run>@<precision>` that records that precision belongs to its run's group
+    (one precision per run); any other store is its own group.
+    """
+    sizes, groups = {}, {}
+    for name, p in validation.items():
+        meta = p.metadata
+        if meta.get("model_bytes") is not None:
+            sizes[name] = {"precision": meta.get("precision"), "bytes": int(meta["model_bytes"])}
+        elif max_mb is not None:
+            raise UsageError(
+                f"{files[name]} records no model_bytes: predict it again with this y8m "
+                "(`y8m predict --precision`) to use --max_mb"
+            )
+        precision = meta.get("precision")
+        if precision and name.endswith(f"@{precision}"):
+            groups[name] = meta.get("train_dir") or meta.get("run") or name[: -len(precision) - 1]
+    if max_mb is not None:
+        smallest = min(sizes, key=lambda n: sizes[n]["bytes"])
+        if sizes[smallest]["bytes"] > max_mb * MB:
+            raise UsageError(
+                f"--max_mb={max_mb:g} fits no model: the smallest, {smallest!r}, is "
+                f"{sizes[smallest]['bytes'] / MB:.1f} MB"
+            )
+    return sizes, groups
 
 
 def _fixed_weights(weight_map, validation_files, test_files, method, top_k, release) -> _Fit:
@@ -247,6 +306,8 @@ def _recipe_text(fit: _Fit, method, top_k, release, validation, test, options) -
         validation_gap=fit.validation_gap,
         single_gaps=fit.single_gaps,
         options=options,
+        sizes=fit.sizes,
+        max_mb=fit.max_mb,
     )
     return (json.dumps(recipe, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
@@ -313,7 +374,7 @@ def _write_set(
             with open(tmp[plot_path], "wb") as f:
                 f.write(copies["gap"])
         elif plot_path is not None:
-            plot_history(tmp[plot_path], fit.history, fit.single_gaps, top_k)
+            plot_history(tmp[plot_path], fit.history, fit.single_gaps, top_k, fit.max_mb)
     kept = {os.path.abspath(p) for p in members}
     for stale in previous - kept:
         with contextlib.suppress(OSError):
@@ -455,6 +516,9 @@ def _print_summary(
         if best_single:
             line += f" (best single model {best_single}: {fit.single_gaps[best_single]:.5f})"
         print(line)
+    if fit.total_mb is not None:
+        budget = f" (budget {fit.max_mb:g} MB)" if fit.max_mb is not None else ""
+        print(f"size: {fit.total_mb:.1f} MB{budget}")
     if output_path:
         print(f"submission: {output_path} ({num_test_videos} videos)")
     for label, path in (("recipe", recipe_path), ("plot", plot_path)):

@@ -3,6 +3,8 @@
 Start from the best single model; at each step add the model whose addition gives the highest
 validation GAP of the averaged scores. With replacement a model can be picked again, which
 raises its weight (Caruana et al., "Ensemble selection from libraries of models", ICML 2004).
+With a byte budget a model's size is paid when it is first picked, and models of one group
+(one run at several precisions) exclude each other.
 """
 
 from __future__ import annotations
@@ -38,16 +40,20 @@ class GreedyEnsembler:
         top_k: k of GAP@k.
         chunk_size: videos per dense scratch block (memory is O(chunk_size * C)).
         progress: show a tqdm bar.
+        max_bytes: the ensemble's size budget (None: unlimited); needs `costs` in `fit`.
 
     Attributes:
         selection_: model names in pick order, one per step.
         history_: per step a dict `step`, `model`, `weight` (that model's weight after the
-            step), `gap` (validation GAP of the ensemble after the step).
+            step), `gap` (validation GAP of the ensemble after the step), `bytes` (the
+            ensemble's size after the step; None without `costs`).
         best_step_: the step with the highest validation GAP (earliest on ties); the ensemble
             uses the picks up to it.
         weights_: model -> weight (picks up to `best_step_` / `best_step_`), first pick first.
         validation_gap_: validation GAP at `best_step_`.
-        single_gaps_: model -> validation GAP of that model alone.
+        single_gaps_: model -> validation GAP of that model alone (every model, fitting the
+            budget or not).
+        bytes_: the size of the models in `weights_` (None without `costs`).
 
     Example:
         >>> est = GreedyEnsembler(n_iter=7).fit({"netvlad": p1, "netfv": p2, "gru": p3})
@@ -63,6 +69,7 @@ class GreedyEnsembler:
         top_k: int = specs.SUBMISSION_TOP_K,
         chunk_size: int = sparse.DEFAULT_CHUNK_SIZE,
         progress: bool = False,
+        max_bytes: float | None = None,
     ):
         self.n_iter = n_iter
         self.replace = replace
@@ -70,12 +77,23 @@ class GreedyEnsembler:
         self.top_k = top_k
         self.chunk_size = chunk_size
         self.progress = progress
+        self.max_bytes = max_bytes
 
-    def fit(self, validation: Mapping[str, Predictions]) -> GreedyEnsembler:
+    def fit(
+        self,
+        validation: Mapping[str, Predictions],
+        costs: Mapping[str, float] | None = None,
+        groups: Mapping[str, str] | None = None,
+    ) -> GreedyEnsembler:
         """Selects models on validation predictions that carry labels.
 
         Args:
             validation: model name -> Predictions on the same labelled videos.
+            costs: model name -> bytes, paid when the model is first picked (a repeat only
+                adds weight); a step skips the models that would exceed `max_bytes`, and
+                selection stops when none fits.
+            groups: model name -> group; once a model of a group is picked, the others are
+                skipped (one precision per run). Models not named are their own group.
 
         Returns:
             self.
@@ -94,6 +112,7 @@ class GreedyEnsembler:
                 "validation predictions carry no labels: run `y8m predict` on labelled records "
                 "(Kaggle CSVs have none)"
             )
+        budget = _Budget(names, costs, self.max_bytes, groups)
         num_classes = common_num_classes(aligned, names)
         largest = max((int(x.max(initial=-1)) for x in labels), default=-1)
         if largest >= num_classes:
@@ -113,14 +132,17 @@ class GreedyEnsembler:
         steps = int(self.n_iter)
         bar = tqdm(total=steps * len(names), desc="greedy", unit="model", disable=not self.progress)
         for step in range(1, steps + 1):
-            candidates = [i for i in range(len(names)) if self.replace or i not in counts]
+            allowed = [i for i in range(len(names)) if self.replace or i not in counts]
+            # Step 1 scores every model (the single-model GAPs), then keeps those that fit.
+            candidates = allowed if step == 1 else [i for i in allowed if budget.fits(i, counts)]
             if not candidates:
                 break
             gaps = search.candidate_gaps(counts, candidates, bar)
             if step == 1:
                 self.single_gaps_ = {names[i]: float(g) for i, g in zip(candidates, gaps)}
-            # argmax takes the first maximum and candidates are in name order: ties by name.
-            best = int(np.argmax(gaps))
+                fitting = [j for j, i in enumerate(candidates) if budget.fits(i, counts)]
+                candidates, gaps = [candidates[j] for j in fitting], gaps[fitting]
+            best = budget.pick(gaps, candidates, counts)
             pick = candidates[best]
             counts[pick] = counts.get(pick, 0) + 1
             history.append(
@@ -129,6 +151,7 @@ class GreedyEnsembler:
                     "model": names[pick],
                     "weight": counts[pick] / step,
                     "gap": float(gaps[best]),
+                    "bytes": budget.total(counts),
                 }
             )
         bar.close()
@@ -141,6 +164,7 @@ class GreedyEnsembler:
         for name in self.selection_[: self.best_step_]:
             weights[name] = weights.get(name, 0.0) + 1.0 / self.best_step_
         self.weights_ = weights
+        self.bytes_ = history[self.best_step_ - 1]["bytes"]
         self.num_classes_ = num_classes
         return self
 
@@ -170,6 +194,73 @@ class GreedyEnsembler:
         )
         result.metadata["validation_gap"] = self.validation_gap_
         return result
+
+
+# Under a byte budget, GAP differences below this are noise: the cheaper candidate wins.
+BUDGET_TIE_GAP = 1e-4
+
+
+class _Budget:
+    """Which models still fit the byte budget and their group, given the picks so far."""
+
+    def __init__(self, names, costs, max_bytes, groups):
+        if max_bytes is not None and costs is None:
+            raise UsageError("a byte budget (max_bytes) needs each model's size (costs)")
+        self.costs = None
+        if costs is not None:
+            missing = [n for n in names if n not in costs]
+            if missing:
+                raise UsageError(f"model {missing[0]!r} has no size among the costs")
+            self.costs = [_non_negative(costs[n], f"the size of model {n!r}") for n in names]
+        self.max_bytes = None if max_bytes is None else _non_negative(max_bytes, "max_bytes")
+        groups = groups or {}
+        self.groups = [groups.get(n, ("model", n)) for n in names]
+        if self.max_bytes is not None and min(self.costs, default=0) > self.max_bytes:
+            smallest = int(np.argmin(self.costs))
+            raise UsageError(
+                f"no model fits the budget of {self.max_bytes:.0f} bytes: the smallest, "
+                f"{names[smallest]!r}, is {self.costs[smallest]:.0f} bytes"
+            )
+
+    def fits(self, i: int, counts: Mapping[int, int]) -> bool:
+        """Whether model I can be picked next: a repeat always can; a new model must be the
+        first of its group and leave the total within the budget."""
+        if i in counts:
+            return True
+        if any(self.groups[j] == self.groups[i] for j in counts):
+            return False
+        if self.max_bytes is None:
+            return True
+        return self.total(counts) + self.costs[i] <= self.max_bytes
+
+    def pick(self, gaps: np.ndarray, candidates: list[int], counts: Mapping[int, int]) -> int:
+        """The index into CANDIDATES of the step's pick. Without a budget: the highest GAP
+        (argmax takes the first maximum and candidates are in name order: ties by name).
+        Under a budget, candidates within BUDGET_TIE_GAP of the best GAP count as equal and
+        the one that adds the fewest bytes wins (then the higher GAP, then the name): a
+        precision that scores the same for half the bytes leaves room for later picks."""
+        if self.max_bytes is None:
+            return int(np.argmax(gaps))
+        near = np.flatnonzero(gaps >= gaps.max() - BUDGET_TIE_GAP)
+
+        def added(j: int) -> float:
+            i = candidates[j]
+            return 0.0 if i in counts else self.costs[i]
+
+        return int(min(near, key=lambda j: (added(j), -gaps[j], j)))
+
+    def total(self, counts: Mapping[int, int]) -> float | None:
+        """The bytes of the picked models (each once); None without costs."""
+        if self.costs is None:
+            return None
+        return float(sum(self.costs[j] for j in counts))
+
+
+def _non_negative(value, what: str) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise UsageError(f"{what} must be a finite number >= 0, got {value}")
+    return value
 
 
 class _Search:

@@ -11,6 +11,9 @@ from y8m.fileio import atomic_open, atomic_path
 RECIPE_FORMAT = "y8m.ensemble_recipe"
 RECIPE_VERSION = 1
 METHODS = ("greedy", "mean", "weighted", "rank")
+# Sizes are decimal MB, as `y8m models` prints them: a 1024 MB budget (1.024e9 bytes) stays
+# inside the 2018 rule's 1 GB whichever way it is read.
+MB = 1e6
 
 
 def save_recipe(path: str, recipe: dict) -> str:
@@ -34,6 +37,8 @@ def make_recipe(
     validation_gap: float | None = None,
     single_gaps: dict[str, float] | None = None,
     options: dict | None = None,
+    sizes: dict[str, dict] | None = None,
+    max_mb: float | None = None,
 ) -> dict:
     """The replayable description of an ensemble.
 
@@ -48,7 +53,12 @@ def make_recipe(
         validation_gap: GAP of the ensemble on validation.
         single_gaps: model -> validation GAP alone.
         options: other settings (greedy steps, replacement).
+        sizes: model -> {"precision", "bytes"} (from the stores' metadata, where recorded);
+            the recipe keeps the chosen models' and their total MB when all are known.
+        max_mb: the size budget of the selection (None: none).
     """
+    chosen = {n: dict(sizes[n]) for n in weights if sizes and n in sizes}
+    known = len(chosen) == len(weights)
     return {
         "format": RECIPE_FORMAT,
         "format_version": RECIPE_VERSION,
@@ -65,6 +75,9 @@ def make_recipe(
         "history": history or [],
         "single_model_gaps": single_gaps or {},
         "options": options or {},
+        "model_sizes": chosen,
+        "total_mb": sum(s["bytes"] for s in chosen.values()) / MB if known else None,
+        "max_mb": max_mb,
     }
 
 
@@ -91,15 +104,27 @@ def load_recipe(path: str) -> dict:
 
 
 def format_table(history: list[dict], best_step: int | None = None) -> str:
-    """The selection table: step, model, weight, validation GAP (the used step is marked *)."""
+    """The selection table: step, model, weight, validation GAP and, where the steps record
+    bytes, the ensemble's MB (the used step is marked *)."""
     width = max([len("model"), *(len(h["model"]) for h in history)])
-    lines = [f"{'step':>4}  {'model':<{width}}  {'weight':>6}  {'GAP':>7}"]
+    sized = _sized(history)
+    lines = [
+        f"{'step':>4}  {'model':<{width}}  {'weight':>6}  {'GAP':>7}"
+        + (f"  {'MB':>8}" if sized else "")
+    ]
     for h in history:
         mark = " *" if h["step"] == best_step else ""
+        size = f"  {h['bytes'] / MB:>8.1f}" if sized else ""
         lines.append(
-            f"{h['step']:>4}  {h['model']:<{width}}  {h['weight']:>6.3f}  {h['gap']:>7.4f}{mark}"
+            f"{h['step']:>4}  {h['model']:<{width}}  {h['weight']:>6.3f}  {h['gap']:>7.4f}"
+            f"{size}{mark}"
         )
     return "\n".join(lines)
+
+
+def _sized(history: list[dict]) -> bool:
+    """Whether every step records the ensemble's bytes (a selection with costs)."""
+    return bool(history) and all(h.get("bytes") is not None for h in history)
 
 
 def plot_history(
@@ -107,38 +132,56 @@ def plot_history(
     history: list[dict],
     single_gaps: dict[str, float] | None = None,
     top_k: int | None = None,
+    max_mb: float | None = None,
 ) -> str:
-    """PNG of validation GAP against ensemble size (greedy steps), with the best single model."""
+    """PNG of validation GAP against ensemble size (greedy steps), with the best single model;
+    where the steps record bytes, a second panel plots GAP against the ensemble's MB (and the
+    budget MAX_MB)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    sized = _sized(history)
+    fig, axes = plt.subplots(1, 2 if sized else 1, figsize=(11 if sized else 6, 4), dpi=100)
+    axes = list(axes) if sized else [axes]
     steps = [h["step"] for h in history]
-    gaps = [h["gap"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    ax.plot(steps, gaps, marker="o", label="greedy ensemble")
-    for step, gap, h in zip(steps, gaps, history):
-        ax.annotate(
-            h["model"],
-            (step, gap),
-            textcoords="offset points",
-            xytext=(4, -10),
-            fontsize=7,
-            rotation=-30,
-        )
-    if single_gaps:
-        best = max(single_gaps, key=single_gaps.get)
-        ax.axhline(
-            single_gaps[best], color="grey", linestyle="--", label=f"best single model ({best})"
-        )
-    ax.set_xlabel("ensemble size (greedy steps)")
-    ax.set_ylabel(f"validation GAP@{top_k or 'k'}")
-    ax.set_xticks(steps)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _gap_panel(axes[0], steps, history, single_gaps, top_k)
+    axes[0].set_xlabel("ensemble size (greedy steps)")
+    axes[0].set_xticks(steps)
+    if sized:
+        sizes = [h["bytes"] / MB for h in history]
+        _gap_panel(axes[1], sizes, history, single_gaps, top_k, new_only=True)
+        if max_mb is not None:
+            axes[1].axvline(max_mb, color="red", linestyle=":", label=f"budget {max_mb:g} MB")
+            axes[1].legend(loc="lower right", fontsize=8)
+        axes[1].set_xlabel("ensemble size (MB)")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def _gap_panel(ax, xs, history, single_gaps, top_k, new_only=False) -> None:
+    """The greedy GAPs at XS, each point named by its model (NEW_ONLY: only where the model
+    joins, as repeats sit at the same MB), and the best single model."""
+    gaps = [h["gap"] for h in history]
+    ax.plot(xs, gaps, marker="o", label="greedy ensemble")
+    seen = set()
+    for x, gap, h in zip(xs, gaps, history):
+        if new_only and h["model"] in seen:
+            continue
+        seen.add(h["model"])
+        ax.annotate(
+            h["model"], (x, gap), textcoords="offset points", xytext=(4, -10), fontsize=7,
+            rotation=-30,
+        )  # fmt: skip
+    if single_gaps:
+        best = max(single_gaps, key=single_gaps.get)
+        ax.axhline(
+            single_gaps[best], color="grey", linestyle="--", label=f"best single model ({best})"
+        )
+    ax.set_ylabel(f"validation GAP@{top_k or 'k'}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)

@@ -9,7 +9,7 @@ sizes, and fills in its own frame count where `input_mode` gives `num_samples` N
 """
 
 # Importing these modules registers every model builder, layer and the loss (for load_model).
-from frame_models import losses, summary  # noqa: F401
+from frame_models import losses, packed, summary  # noqa: F401
 from frame_models.models import (  # noqa: F401
     average,
     cluster,

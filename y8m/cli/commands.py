@@ -14,6 +14,7 @@ from y8m.cli.bench.ensemble import bench_ensemble
 from y8m.cli.bench.extract import bench_extract
 from y8m.cli.bench.learn import bench_learn
 from y8m.cli.bench.metrics import bench_metrics
+from y8m.cli.bench.pack import bench_pack
 from y8m.cli.bench.predict import bench_predict
 from y8m.cli.bench.reader import bench_reader
 from y8m.cli.bench.train import bench_train
@@ -344,6 +345,7 @@ class Bench:
     predict = staticmethod(_returns_none(bench_predict))
     learn = staticmethod(_returns_none(bench_learn))
     extract = staticmethod(_returns_none(bench_extract))
+    pack = staticmethod(_returns_none(bench_pack))
 
     def milnce(self, **flags):
         """S3D forward+backward clips/s and the video loader's decoded clips/s (flags: `y8m extras milnce bench --help`)."""
@@ -365,11 +367,12 @@ class Bench:
 
 
 def _command_table() -> dict:
-    from ensembles.commands import ensemble
+    from y8m.cli.ensemble import ensemble_command
     from y8m.extract.dataset import extract
     from y8m.run.average import average
     from y8m.run.evaluate import evaluate
     from y8m.run.export import export
+    from y8m.run.pack import pack
     from y8m.run.predict import predict
     from y8m.run.train import train
 
@@ -381,8 +384,9 @@ def _command_table() -> dict:
         "train": _returns_none(train),
         "eval": _returns_none(evaluate),
         "predict": _returns_none(predict),
-        "ensemble": _returns_none(ensemble),
+        "ensemble": _returns_none(ensemble_command),
         "export": _returns_none(export),
+        "pack": _returns_none(pack),
         "average": _returns_none(average),
         "submission": Submission,
         "bench": Bench,

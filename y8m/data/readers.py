@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -91,32 +91,16 @@ def read_frames(
         rows of the feature tensors) and `labels` [B, C] float32 multi-hot. T is the batch's
         longest video (at most `max_frames`) for "ordered" and `num_samples` otherwise.
     """
-    if sample not in SAMPLE_MODES:
-        raise UsageError(f"unknown frame sampling {sample!r}: use one of {', '.join(SAMPLE_MODES)}")
-    release = specs.release(version)
-    features = specs.parse_feature_list(feature_names, feature_sizes, frame_level=True)
-    num_classes = int(num_classes or release.num_classes)
-    frames = int(max_frames if sample == "ordered" else num_samples)
-    if frames <= 0:
-        raise UsageError(f"frames per video must be positive, got {frames}")
-    context_spec, sequence_spec = records.frame_parse_spec(release, features)
-
-    def parse(serialized):
-        context, sequence, _ = tf.io.parse_sequence_example(
-            serialized, context_features=context_spec, sequence_features=sequence_spec
-        )
-        out = {
-            "id": context[release.id_key],
-            "labels": _multi_hot(context[specs.LABELS_KEY], num_classes),
-        }
-        first = sequence[features[0].name]
-        n0 = tf.minimum(tf.cast(first.row_lengths(), tf.int32), max_frames)  # (B,)
-        idx, valid, num_frames = _frame_indices(n0, sample, frames, seed)
-        for f in features:
-            out[f.name] = _gather_frames(sequence[f.name], f.size, idx, valid)
-        out["num_frames"] = num_frames
-        return out
-
+    parse = frame_parser(
+        version=version,
+        feature_names=feature_names,
+        feature_sizes=feature_sizes,
+        num_classes=num_classes,
+        sample=sample,
+        num_samples=num_samples,
+        max_frames=max_frames,
+        seed=seed,
+    )
     return _parsed_batches(
         pattern,
         parse,
@@ -155,21 +139,12 @@ def read_videos(
 
     Arguments as `read_frames`; video-level features are stored as floats, not quantised.
     """
-    release = specs.release(version)
-    features = specs.parse_feature_list(feature_names, feature_sizes, frame_level=False)
-    num_classes = int(num_classes or release.num_classes)
-    spec = records.video_parse_spec(release, features)
-
-    def parse(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        out = {
-            "id": parsed[release.id_key],
-            "labels": _multi_hot(parsed[specs.LABELS_KEY], num_classes),
-        }
-        for f in features:
-            out[f.name] = parsed[f.name]
-        return out
-
+    parse = video_parser(
+        version=version,
+        feature_names=feature_names,
+        feature_sizes=feature_sizes,
+        num_classes=num_classes,
+    )
     return _parsed_batches(
         pattern,
         parse,
@@ -184,6 +159,83 @@ def read_videos(
         shard=shard,
         prefetch=prefetch,
     )
+
+
+def frame_parser(
+    *,
+    version: int = specs.DEFAULT_VERSION,
+    feature_names=None,
+    feature_sizes=None,
+    num_classes: int | None = None,
+    sample: str = "ordered",
+    num_samples: int = specs.MAX_FRAMES,
+    max_frames: int = specs.MAX_FRAMES,
+    seed: int | None = None,
+    labels: bool = True,
+) -> Callable[[tf.Tensor], dict]:
+    """The batched parse `read_frames` maps over records, for use outside tf.data too
+    (the serving export parses request strings with it).
+
+    Arguments as `read_frames`; `labels=False` leaves the labels out (and their range check),
+    for records whose labels are unknown or irrelevant.
+
+    Returns:
+        `parse(serialized)`: string [B] of `tf.train.SequenceExample`s -> the dict
+        `read_frames` yields (without `labels` when `labels=False`).
+    """
+    if sample not in SAMPLE_MODES:
+        raise UsageError(f"unknown frame sampling {sample!r}: use one of {', '.join(SAMPLE_MODES)}")
+    release = specs.release(version)
+    features = specs.parse_feature_list(feature_names, feature_sizes, frame_level=True)
+    num_classes = int(num_classes or release.num_classes)
+    frames = int(max_frames if sample == "ordered" else num_samples)
+    if frames <= 0:
+        raise UsageError(f"frames per video must be positive, got {frames}")
+    context_spec, sequence_spec = records.frame_parse_spec(release, features)
+
+    def parse(serialized):
+        context, sequence, _ = tf.io.parse_sequence_example(
+            serialized, context_features=context_spec, sequence_features=sequence_spec
+        )
+        out = {"id": context[release.id_key]}
+        if labels:
+            out["labels"] = _multi_hot(context[specs.LABELS_KEY], num_classes)
+        first = sequence[features[0].name]
+        n0 = tf.minimum(tf.cast(first.row_lengths(), tf.int32), max_frames)  # (B,)
+        idx, valid, num_frames = _frame_indices(n0, sample, frames, seed)
+        for f in features:
+            out[f.name] = _gather_frames(sequence[f.name], f.size, idx, valid)
+        out["num_frames"] = num_frames
+        return out
+
+    return parse
+
+
+def video_parser(
+    *,
+    version: int = specs.DEFAULT_VERSION,
+    feature_names=None,
+    feature_sizes=None,
+    num_classes: int | None = None,
+    labels: bool = True,
+) -> Callable[[tf.Tensor], dict]:
+    """The batched parse `read_videos` maps over records: string [B] of `tf.train.Example`s
+    -> `{id, <feature>..., labels}`; arguments as `frame_parser`."""
+    release = specs.release(version)
+    features = specs.parse_feature_list(feature_names, feature_sizes, frame_level=False)
+    num_classes = int(num_classes or release.num_classes)
+    spec = records.video_parse_spec(release, features)
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        out = {"id": parsed[release.id_key]}
+        if labels:
+            out["labels"] = _multi_hot(parsed[specs.LABELS_KEY], num_classes)
+        for f in features:
+            out[f.name] = parsed[f.name]
+        return out
+
+    return parse
 
 
 def iterate(dataset: tf.data.Dataset, pattern: str) -> Iterator[dict]:

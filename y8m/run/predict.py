@@ -12,6 +12,7 @@ from y8m.fileio import atomic_files
 from y8m.run import rundir, sharding
 from y8m.run.inference import compiled_predict
 from y8m.run.loading import load_model
+from y8m.run.quantize import check_precision, model_bytes, quantized_weights
 
 
 def predict(
@@ -44,6 +45,9 @@ def predict(
     max_frames: int = 300,
     skip_bad: bool = False,
     vocabulary: str | None = None,
+    precision: str = "float32",
+    model_file: str | None = None,
+    config_from: str | None = None,
     progress: bool = True,
 ) -> dict:
     """Writes each video's top-K classes and scores for every record of INPUT_DATA_PATTERN.
@@ -81,6 +85,12 @@ def predict(
             max_frames, skip_bad: with --videos, as `y8m extract`.
         vocabulary: vocabulary.csv: also write OUTPUT.names.csv, each video's top 20 classes
             with their names, and print the first videos' top 3.
+        precision: float32, float16 or int8: predict with the weights as stored at that
+            precision (`y8m.run.quantize`); the store records `precision` and `model_bytes`
+            (the weights' stored size), the costs of `y8m ensemble --max_mb`.
+        model_file: instead of --train_dir, a .keras model (a `y8m pack` ensemble): its config
+            comes from the JSON `pack` wrote beside it, or from --config_from.
+        config_from: with --model_file, the run whose config.json describes its inputs.
 
     Returns:
         dict with `output_file`, `num_videos`, `videos_per_s` (and `csv_file`).
@@ -91,7 +101,9 @@ def predict(
     csv_path = submission_path(final_path, gzip) if csv else None
     if merge:
         return _merge_step(train_dir, final_path, csv_path, merge_timeout, progress)
-    if not train_dir:
+    if model_file and train_dir:
+        raise UsageError("pass --train_dir or --model_file, not both")
+    if not train_dir and not model_file:
         raise UsageError("missing --train_dir: the run directory written by `y8m train`")
     if videos and input_data_pattern:
         raise UsageError("pass --videos or --input_data_pattern, not both")
@@ -110,7 +122,15 @@ def predict(
         source = {"videos": videos, "flags": flags, "skip_bad": bool(skip_bad)}
         input_data_pattern = videos
     top_k, batch_size = integer("top_k", top_k, 1), integer("batch_size", batch_size, 1)
+    precision = check_precision(precision)
+    if segments and precision != "float32":
+        raise UsageError("--precision applies to video-level predictions: drop it with --segments")
     weights = {"checkpoint": checkpoint, "precise_bn_batches": precise_bn_batches}
+    if model_file:
+        if segments or precision != "float32":
+            raise UsageError("--model_file predicts videos with its stored weights: drop "
+                             "--segments and --precision")  # fmt: skip
+        weights = {"model_file": model_file, "config_from": config_from}
     if segments:
         from y8m.run.segments import predict_segments
 
@@ -127,14 +147,14 @@ def predict(
         )
     total, index = sharding.resolve(num_workers, worker_index)
     store = dict(
-        model_name=model_name or os.path.basename(os.path.normpath(train_dir)),
+        model_name=model_name or _default_name(train_dir, model_file),
         split=split or ("videos" if source else _guess_split(input_data_pattern)),
         top_k=top_k,
     )
     job = (train_dir, input_data_pattern, store, batch_size, skip_corrupt, (total, index))
 
     def write(path):
-        return _write_store(*job, path, progress, weights, source)
+        return _write_store(*job, path, progress, weights, source, precision)
 
     if total == 1:
         result = _commit(final_path, csv_path, write)
@@ -219,8 +239,10 @@ def _write_store(
     progress,
     weights,
     source=None,
+    precision="float32",
 ):
-    """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH.
+    """Streams the run's top-K for every video of PATTERN (this worker's files) into PATH,
+    with the weights as stored at PRECISION.
 
     Returns (videos written, seconds, the corrupt-record report, the run's config)."""
     from tqdm import tqdm
@@ -229,7 +251,14 @@ def _write_store(
     from y8m.predictions import PredictionWriter
 
     total, index = worker
-    model, config = load_model(train_dir, progress=progress, **weights)
+    if "model_file" in weights:
+        from y8m.run.pack import load_packed
+
+        model, config = load_packed(weights["model_file"], weights["config_from"])
+        train_dir = weights["model_file"]
+    else:
+        model, config = load_model(train_dir, progress=progress, **weights)
+    stored_bytes = _set_precision(model, precision)
     report = CorruptReport()
     skipped: dict[str, str] = {}
     if source is not None:
@@ -254,7 +283,12 @@ def _write_store(
         path,
         num_classes=int(config["num_classes"]),
         data_pattern=pattern,
-        extra_metadata={"train_dir": os.path.abspath(train_dir)},
+        extra_metadata={
+            "train_dir": os.path.abspath(train_dir),
+            "run": os.path.basename(os.path.normpath(train_dir)),
+            "precision": precision,
+            "model_bytes": stored_bytes,
+        },
         **store,
     )
     seen, keep_labels, t0 = 0, None, time.perf_counter()
@@ -277,6 +311,22 @@ def _write_store(
     for video, reason in skipped.items():
         print(f"skipped {video}: {reason}")
     return seen, time.perf_counter() - t0, report, config
+
+
+def _default_name(train_dir, model_file) -> str:
+    """The run folder's name, or a model file's stem (`ensemble.keras` -> `ensemble`)."""
+    if model_file:
+        return os.path.splitext(os.path.basename(model_file))[0]
+    return os.path.basename(os.path.normpath(train_dir))
+
+
+def _set_precision(model, precision: str) -> int:
+    """Gives MODEL its weights as stored at PRECISION (in place); returns their stored bytes."""
+    if precision == "float32":
+        return model_bytes(model, precision)
+    decoded, size = quantized_weights(model, precision)
+    model.set_weights(decoded)
+    return size
 
 
 def write_names(store: str, vocabulary: str, top: int = 20, show: int = 5) -> str:

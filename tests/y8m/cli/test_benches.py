@@ -68,3 +68,14 @@ def test_bench_extract(tmp_path, capsys):
     assert figures == _last_json(capsys)
     assert figures["frames"] == 3 and figures["network"] == "keras_inception_v3"
     assert figures["rgb_frames_per_s"] > 0 and figures["frames_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_pack(tmp_path, capsys):
+    from y8m.cli.bench.pack import bench_pack
+
+    figures = bench_pack(steps=2, videos=48, batch_size=8, greedy=2, workdir=str(tmp_path))
+    assert figures == _last_json(capsys)
+    assert figures["budgeted_mb"] <= figures["budget_mb"] + 1e-9
+    assert figures["budget_mb"] < figures["greedy_mb"]
+    assert 0 <= figures["budgeted_gap"] <= 1 and figures["packed_file_mb"] > 0
