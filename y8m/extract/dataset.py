@@ -18,7 +18,7 @@ import numpy as np
 
 from y8m.data import specs
 from y8m.errors import UsageError, choice, integer
-from y8m.extract.features import VideoFeatures, make_extractor, video_id
+from y8m.extract.features import VideoFeatures, extract_or_skip, make_extractor, video_id
 from y8m.fileio import atomic_files, atomic_open, check_files, expand_pattern
 
 LEVELS = ("frame", "both")
@@ -165,19 +165,10 @@ def extract(
 
 
 def _extract_shard(extractor, paths, label_table, release, skip_bad, summary, bar) -> list:
-    from y8m.extract.audio import AudioError
-    from y8m.extract.video import VideoError
-
     rows = []
     for path in paths:
-        try:
-            features = extractor(path)
-        except (VideoError, AudioError) as err:
-            if not skip_bad:
-                raise UsageError(
-                    f"cannot read video {path}: {err.reason}; pass --skip_bad to skip it"
-                ) from None
-            summary["skipped"][path] = err.reason
+        features = extract_or_skip(extractor, path, skip_bad, summary["skipped"])
+        if features is None:
             bar.update(1)
             continue
         rows.append(encode(features, label_table.get(features.video_id, []), release))

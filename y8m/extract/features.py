@@ -135,6 +135,23 @@ class Extractor:
         )
 
 
+def extract_or_skip(extractor, path: str, skip_bad: bool, skipped: dict) -> VideoFeatures | None:
+    """`extractor(path)`; an unreadable file stops with a one-line error, or with SKIP_BAD is
+    recorded in SKIPPED (path -> reason) and gives None."""
+    from y8m.extract.audio import AudioError
+    from y8m.extract.video import VideoError
+
+    try:
+        return extractor(path)
+    except (VideoError, AudioError) as err:
+        if not skip_bad:
+            raise UsageError(
+                f"cannot read video {path}: {err.reason}; pass --skip_bad to skip it"
+            ) from None
+        skipped[path] = err.reason
+        return None
+
+
 def make_extractor(
     *,
     inception_graph: str | None = None,

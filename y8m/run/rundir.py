@@ -301,10 +301,7 @@ def dataset_for(
 
     data = config["data"]
     common = dict(
-        version=data["version"],
-        feature_names=data["feature_names"],
-        feature_sizes=data["feature_sizes"],
-        num_classes=config["num_classes"],
+        **_record_options(config),
         batch_size=batch_size,
         shuffle=training,
         repeat=training if repeat is None else repeat,
@@ -329,3 +326,28 @@ def dataset_for(
             **common,
         )
     return read_frames(pattern, sample="ordered", max_frames=data.get("max_frames", 300), **common)
+
+
+def evaluation_parser(config: dict):
+    """The batched parse `dataset_for(training=False)` applies to a run's records, labels left
+    out (the serving export parses requests with it): string [B] -> the reader's tensors."""
+    from y8m.data.readers import frame_parser, video_parser
+
+    data = config["data"]
+    if not data["frame_level"]:
+        return video_parser(**_record_options(config), labels=False)
+    return frame_parser(
+        sample="ordered", max_frames=data.get("max_frames", 300), labels=False,
+        **_record_options(config),
+    )  # fmt: skip
+
+
+def _record_options(config: dict) -> dict:
+    """What every reader of a run's records is told: release, features and classes."""
+    data = config["data"]
+    return dict(
+        version=data["version"],
+        feature_names=data["feature_names"],
+        feature_sizes=data["feature_sizes"],
+        num_classes=config["num_classes"],
+    )

@@ -23,36 +23,12 @@ OUTPUT_NAMES = ("video_id", "class_indexes", "predictions")
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
-def record_parser(config: dict):
-    """The batched parse `y8m eval`/`predict` apply to a run's records (`rundir.dataset_for`
-    with training=False: all real frames in order, up to the run's max_frames), labels left
-    out: a request's records need none.
-
-    Returns:
-        `parse(serialized)`: string [B] -> dict of the reader's tensors (`id`, features and,
-        for frame-level runs, `num_frames`).
-    """
-    from y8m.data.readers import frame_parser, video_parser
-
-    data = config["data"]
-    common = dict(
-        version=data["version"],
-        feature_names=data["feature_names"],
-        feature_sizes=data["feature_sizes"],
-        num_classes=config["num_classes"],
-        labels=False,
-    )
-    if not data["frame_level"]:
-        return video_parser(**common)
-    return frame_parser(sample="ordered", max_frames=data.get("max_frames", 300), **common)
-
-
 def serving_function(model, config: dict, top_k: int = 20):
     """`example_bytes` string [B] -> {video_id [B] string, class_indexes [B, K] int32,
     predictions [B, K] float32}, as a `tf.function` with a fixed input signature."""
     import tensorflow as tf
 
-    parse = record_parser(config)
+    parse = rundir.evaluation_parser(config)
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string, name=INPUT_NAME)])
     def serve(example_bytes):

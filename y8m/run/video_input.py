@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from y8m.data import specs
-from y8m.errors import UsageError
 from y8m.fileio import expand_pattern
 from y8m.run import rundir
 
@@ -38,10 +37,8 @@ def video_batches(
     import tensorflow as tf
 
     from y8m.data.readers import iterate
-    from y8m.extract.audio import AudioError
     from y8m.extract.dataset import encode
-    from y8m.extract.features import make_extractor
-    from y8m.extract.video import VideoError
+    from y8m.extract.features import extract_or_skip, make_extractor
 
     files = expand_pattern(videos, "video files")
     extractor = make_extractor(**extract_flags)
@@ -50,14 +47,8 @@ def video_batches(
     for start in range(0, len(files), batch_size):
         serialized = []
         for path in files[start : start + batch_size]:
-            try:
-                features = extractor(path)
-            except (VideoError, AudioError) as err:
-                if not skip_bad:
-                    raise UsageError(
-                        f"cannot read video {path}: {err.reason}; pass --skip_bad to skip it"
-                    ) from None
-                skipped[path] = err.reason
+            features = extract_or_skip(extractor, path, skip_bad, skipped)
+            if features is None:
                 continue
             frame, video = encode(features, [], release)
             serialized.append(frame if frame_level else video)

@@ -5,19 +5,16 @@ import json
 
 import pytest
 
+from tests.y8m.run.tiny_runs import train_tiny
 from y8m.cli.main import main
 
 
 @pytest.fixture(scope="module")
 def runs(synth_dir, tmp_path_factory):
-    from y8m.run.train import train
-
     root = tmp_path_factory.mktemp("runs")
-    common = dict(train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"), batch_size=16,
-                  max_steps=4, precise_bn_batches=0, progress=False, num_classes=64)  # fmt: skip
-    train(model="gated_netvlad", train_dir=str(root / "gnv"), cluster_size=4, hidden_size=16,
-          sample_frames=8, **common)  # fmt: skip
-    train(model="average_logistic", train_dir=str(root / "avg"), **common)
+    train_tiny(synth_dir, root / "gnv", "gated_netvlad", cluster_size=4, hidden_size=16,
+               sample_frames=8)  # fmt: skip
+    train_tiny(synth_dir, root / "avg", "average_logistic")
     return root
 
 

@@ -11,10 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from tests.y8m.run.tiny_runs import TINY_GNV, TINY_NEXTVLAD, train_tiny
 from y8m.errors import UsageError
 
-TINY_GNV = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "num_mixtures": 2}
-TINY_NEXTVLAD = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "groups": 2}
 STORE_TOP_K = 30  # below the 64 classes, so each branch's top-K cut matters
 
 
@@ -23,20 +22,11 @@ def setup(synth_dir, tmp_path_factory):
     """Three tiny frame-level runs, their float32 validation stores and a greedy recipe."""
     from ensembles.commands import ensemble
     from y8m.run.predict import predict
-    from y8m.run.train import train
 
     root = tmp_path_factory.mktemp("pack")
-    common = dict(
-        train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
-        batch_size=16,
-        max_steps=6,
-        precise_bn_batches=0,
-        progress=False,
-        num_classes=64,
-    )
-    train(model="gated_netvlad", train_dir=str(root / "gnv"), **common, **TINY_GNV)
-    train(model="average_logistic", train_dir=str(root / "avg"), **common)
-    train(model="nextvlad", train_dir=str(root / "nxv"), **common, **TINY_NEXTVLAD)
+    train_tiny(synth_dir, root / "gnv", "gated_netvlad", max_steps=6, **TINY_GNV)
+    train_tiny(synth_dir, root / "avg", "average_logistic", max_steps=6)
+    train_tiny(synth_dir, root / "nxv", "nextvlad", max_steps=6, **TINY_NEXTVLAD)
     validate = str(synth_dir / "frame" / "validate*.tfrecord")
     for run in ("gnv", "avg", "nxv"):
         predict(train_dir=str(root / run), input_data_pattern=validate, top_k=STORE_TOP_K,

@@ -6,28 +6,17 @@ import os
 
 import pytest
 
+from tests.y8m.run.tiny_runs import TINY_GNV, train_tiny
 from y8m.errors import UsageError
 from y8m.run import predict as predict_module
 from y8m.run.precision_stores import precision_stores, store_file
 
-TINY = {"cluster_size": 4, "hidden_size": 16, "sample_frames": 8, "num_mixtures": 2}
-
 
 @pytest.fixture(scope="module")
 def runs(synth_dir, tmp_path_factory):
-    from y8m.run.train import train
-
     root = tmp_path_factory.mktemp("runs")
-    common = dict(
-        train_data_pattern=str(synth_dir / "frame" / "train*.tfrecord"),
-        batch_size=16,
-        max_steps=4,
-        precise_bn_batches=0,
-        progress=False,
-        num_classes=64,
-    )
-    train(model="gated_netvlad", train_dir=str(root / "gnv"), **common, **TINY)
-    train(model="average_logistic", train_dir=str(root / "avg"), **common)
+    train_tiny(synth_dir, root / "gnv", "gated_netvlad", **TINY_GNV)
+    train_tiny(synth_dir, root / "avg", "average_logistic")
     return root
 
 

@@ -8,12 +8,10 @@ import json
 import os
 import tempfile
 
-# Small models that learn the planted data in a short budget (as `y8m bench learn`).
-MODELS = {
-    "gated_netvlad": {"cluster_size": 32, "hidden_size": 256, "sample_frames": 60},
-    "nextvlad": {"cluster_size": 32, "hidden_size": 256, "groups": 8, "sample_frames": 60},
-    "gated_dbof": {"cluster_size": 1024, "hidden_size": 256, "sample_frames": 60},
-}
+from y8m.cli.bench.learn import SMALL
+
+# The small versions `y8m bench learn` compares: they learn the planted data in a short budget.
+MODELS = {name: SMALL[name] for name in ("gated_netvlad", "nextvlad", "gated_dbof")}
 
 
 def bench_pack(
