@@ -22,3 +22,42 @@ def pick_device(device: str = "auto") -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device=cuda but no CUDA GPU is visible; use --device=cpu")
     return chosen
+
+
+def describe_device(device: torch.device) -> dict:
+    """What a bench reports about where it ran: `device` (type), `device_name`, `device_memory_gb`.
+
+    On a GPU the name and total memory come from CUDA; on the CPU the processor's name (from
+    /proc/cpuinfo where there is one) and the machine's memory, so the JSON keys are the same.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return {
+            "device": "cuda",
+            "device_name": props.name,
+            "device_memory_gb": round(props.total_memory / 2**30, 2),
+        }
+    return {"device": device.type, "device_name": _cpu_name(), "device_memory_gb": _ram_gb()}
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gb() -> float | None:
+    import os
+
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
+    except (ValueError, OSError, AttributeError):
+        return None
