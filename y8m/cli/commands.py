@@ -17,6 +17,7 @@ from y8m.cli.bench.metrics import bench_metrics
 from y8m.cli.bench.pack import bench_pack
 from y8m.cli.bench.predict import bench_predict
 from y8m.cli.bench.reader import bench_reader
+from y8m.cli.bench.report import bench_report
 from y8m.cli.bench.train import bench_train
 from y8m.errors import UsageError
 
@@ -346,6 +347,7 @@ class Bench:
     learn = staticmethod(_returns_none(bench_learn))
     extract = staticmethod(_returns_none(bench_extract))
     pack = staticmethod(_returns_none(bench_pack))
+    report = staticmethod(_returns_none(bench_report))
 
     def milnce(self, **flags):
         """S3D forward+backward clips/s and the video loader's decoded clips/s (flags: `y8m extras milnce bench --help`)."""
@@ -374,6 +376,7 @@ def _command_table() -> dict:
     from y8m.run.export import export
     from y8m.run.pack import pack
     from y8m.run.predict import predict
+    from y8m.run.report.build import report
     from y8m.run.train import train
 
     return {
@@ -388,6 +391,7 @@ def _command_table() -> dict:
         "export": _returns_none(export),
         "pack": _returns_none(pack),
         "average": _returns_none(average),
+        "report": _returns_none(report),
         "submission": Submission,
         "bench": Bench,
         "extras": Extras,

@@ -30,6 +30,7 @@ def run_demo(
     from y8m.data.synth import synthesize
     from y8m.run.evaluate import evaluate
     from y8m.run.predict import predict
+    from y8m.run.report.build import report as make_report
     from y8m.run.train import train
 
     t0 = time.perf_counter()
@@ -83,7 +84,15 @@ def run_demo(
     from submissions.score import score_submission
 
     test_gap = score_submission(submission, os.path.join(data, "test_solution.csv"))["gap"]
+    page = make_report(
+        stores=os.path.join(preds, "validate", "*.parquet"),
+        runs=os.path.join(output_dir, "runs", "*"),
+        vocabulary=os.path.join(data, "vocabulary.csv"),
+        output_dir=os.path.join(output_dir, "report"),
+        progress=False,
+    )["index"]
     _print_report(report, statistics, figures, submission, check, test_gap, t0)
+    print(f"diagnostics (open in a browser): {page}")
     ens_gap = figures.get("validation_gap", figures.get("gap"))
     return {
         "models": report,
@@ -91,6 +100,7 @@ def run_demo(
         "ensemble_gap": ens_gap,
         "test_gap": test_gap,
         "submission": submission,
+        "report": page,
     }
 
 

@@ -9,7 +9,8 @@ from y8m.errors import UsageError
 
 
 def read_vocabulary(path: str) -> dict[int, dict[str, str]]:
-    """`{index: {"name": Name, "vertical": Vertical1}}` from a vocabulary.csv.
+    """`{index: {"name": Name, "vertical": Vertical1, "train_videos": TrainVideoCount}}` from a
+    vocabulary.csv (`train_videos` is None where the file has no TrainVideoCount column).
 
     Raises:
         UsageError: a missing file, or one without the `Index` and `Name` columns.
@@ -29,5 +30,18 @@ def read_vocabulary(path: str) -> dict[int, dict[str, str]]:
                 index = int(row["Index"])
             except (TypeError, ValueError):
                 raise UsageError(f"{path}: Index {row['Index']!r} is not an integer") from None
-            table[index] = {"name": row["Name"] or "", "vertical": row.get("Vertical1") or ""}
+            table[index] = {
+                "name": row["Name"] or "",
+                "vertical": row.get("Vertical1") or "",
+                "train_videos": _count(row.get("TrainVideoCount"), path),
+            }
     return table
+
+
+def _count(value, path: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        raise UsageError(f"{path}: TrainVideoCount {value!r} is not a number") from None
