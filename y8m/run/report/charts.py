@@ -123,7 +123,12 @@ def curves_chart(curves: pd.DataFrame) -> str:
         positive = values[values > 0]
         if column != "validation_gap" and len(positive) and positive.max() > 100 * positive.min():
             ax.set_yscale("log")  # the first steps would flatten the rest of the curve
+        if values.empty:
+            ax.text(0.5, 0.5, "none recorded:\ntrain with\n--validate_data_pattern",
+                    ha="center", va="center", transform=ax.transAxes, color="0.4")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
         ax.set_title(title)
         ax.set_xlabel("step")
-    axes[-1].legend(fontsize="small")
+    axes[0].legend(fontsize="small")
     return data_uri(fig)
