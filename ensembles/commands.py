@@ -23,6 +23,7 @@ from y8m.data import specs
 from y8m.errors import UsageError, choice, integer, number
 from y8m.fileio import atomic_files, check_files, recover_files
 from y8m.predictions import Predictions
+from y8m.significance import DEFAULT_RESAMPLES
 
 __all__ = ["Commands", "ensemble"]
 
@@ -45,6 +46,9 @@ def ensemble(
     segment_max_pred: int = specs.SEGMENT_MAX_PRED,
     output_store: str | None = None,
     max_mb: float | None = None,
+    bootstrap: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    min_gain: str | float | None = None,
 ) -> dict:
     """Ensemble models' predictions: greedy GAP selection on validation, then a Kaggle submission.
 
@@ -69,10 +73,17 @@ def ensemble(
         max_mb: greedy selection under a size budget in MB (10**6 bytes): each model's size
             is the `model_bytes` its validation store records (`y8m predict --precision`),
             paid once; stores of one run at several precisions exclude each other.
+        bootstrap: greedy: resamples of the validation videos for the 95% interval of each
+            step's gain (paired: every step on the same resamples); 0 leaves them out. The
+            intervals never change a pick or a GAP.
+        seed: the resamples' seed.
+        min_gain: greedy: "significant" stops before a step whose gain interval reaches 0;
+            a number stops before a step whose gain is below it (the step is not taken).
 
     Returns:
         method, weights, validation_gap, best_single_model, best_single_gap, steps,
-        output_file, recipe, plot, num_test_videos, output_store, total_mb, max_mb.
+        output_file, recipe, plot, num_test_videos, output_store, total_mb, max_mb, stopped
+        (the step --min_gain refused, or None).
     """
     if output_store and not test:
         raise UsageError("--output_store writes the ensemble of --test: pass --test=GLOB")
@@ -91,9 +102,12 @@ def ensemble(
         if method != "greedy" or replay:
             raise UsageError("--max_mb budgets greedy selection: drop it with --recipe or --method")
         max_mb = number("max_mb", max_mb, above=0)
+    gains = _gain_flags(bootstrap, seed, min_gain, method == "greedy" and not replay)
     validation_files, test_files = _read_inputs(validation, test, method, replay)
     if method == "greedy" and not replay:
-        fit = _fit_greedy(validation_files, greedy, not no_replacement, top_k, release, max_mb)
+        fit = _fit_greedy(
+            validation_files, greedy, not no_replacement, top_k, release, max_mb, gains
+        )
     else:
         fit = _fixed_weights(weight_map, validation_files, test_files, method, top_k, release)
     combined = _combine_test(test_files, fit.weights, method, top_k, release)
@@ -105,6 +119,8 @@ def ensemble(
         )
     if not replay:
         options = {"greedy": greedy, "replace": not no_replacement}
+        if method == "greedy":
+            options.update(gains)
         copies = {"recipe": _recipe_text(fit, method, top_k, release, validation, test, options)}
     recipe_path, plot_path = _write_set(
         fit, combined, copies, output_path, output_file, output_dir, release, top_k, gzip, replay
@@ -128,7 +144,30 @@ def ensemble(
         "output_store": output_store or None,
         "total_mb": fit.total_mb,
         "max_mb": max_mb,
+        "stopped": fit.stopped,
     }
+
+
+def _gain_flags(bootstrap, seed, min_gain, greedy: bool) -> dict:
+    """`bootstrap`, `seed` and `min_gain` checked at the edge (min_gain: None,
+    "significant" or a float)."""
+    bootstrap = integer("bootstrap", bootstrap, minimum=0)
+    seed = integer("seed", seed, minimum=0)
+    if min_gain is not None:
+        if not greedy:
+            raise UsageError("--min_gain stops greedy selection: drop it with --recipe or --method")
+        if isinstance(min_gain, str) and min_gain.strip().lower() == "significant":
+            min_gain = "significant"
+            if not bootstrap:
+                raise UsageError("--min_gain=significant needs --bootstrap of at least 1")
+        else:
+            try:
+                min_gain = number("min_gain", min_gain)
+            except UsageError:
+                raise UsageError(
+                    f"--min_gain must be 'significant' or a number, got {min_gain!r}"
+                ) from None
+    return {"bootstrap": bootstrap, "seed": seed, "min_gain": min_gain}
 
 
 def _write_store(combined: Predictions, path: str, release: specs.Release, weights) -> str:
@@ -162,6 +201,7 @@ class _Fit:
     single_gaps: dict[str, float] | None = None
     sizes: dict[str, dict] | None = None  # model -> precision, bytes (stores that record them)
     max_mb: float | None = None
+    stopped: dict | None = None  # the greedy step --min_gain refused
 
     @property
     def best_single(self) -> str | None:
@@ -224,8 +264,9 @@ def _read_inputs(validation, test, method: str, replay: bool):
     return validation_files, test_files
 
 
-def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, release, max_mb):
-    """Greedy GAP selection on every validation model (within MAX_MB when given)."""
+def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, release, max_mb, gains):
+    """Greedy GAP selection on every validation model (within MAX_MB when given), with the
+    GAINS settings (bootstrap, seed, min_gain)."""
     validation = load_models(validation_files, sorted(validation_files), "validation", release)
     sizes, groups = _sizes(validation, validation_files, max_mb)
     costs = {n: s["bytes"] for n, s in sizes.items()} if len(sizes) == len(validation) else None
@@ -235,10 +276,11 @@ def _fit_greedy(validation_files, greedy: int, replace: bool, top_k: int, releas
         top_k=top_k,
         progress=True,
         max_bytes=None if max_mb is None else max_mb * MB,
+        **gains,
     )
     est.fit(validation, costs=costs, groups=groups)
     fit = _Fit(est.weights_, est.history_, est.best_step_, est.validation_gap_, est.single_gaps_)
-    fit.sizes, fit.max_mb = sizes, max_mb
+    fit.sizes, fit.max_mb, fit.stopped = sizes, max_mb, est.stopped_
     return fit
 
 
@@ -308,6 +350,7 @@ def _recipe_text(fit: _Fit, method, top_k, release, validation, test, options) -
         options=options,
         sizes=fit.sizes,
         max_mb=fit.max_mb,
+        stopped=fit.stopped,
     )
     return (json.dumps(recipe, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
@@ -374,7 +417,9 @@ def _write_set(
             with open(tmp[plot_path], "wb") as f:
                 f.write(copies["gap"])
         elif plot_path is not None:
-            plot_history(tmp[plot_path], fit.history, fit.single_gaps, top_k, fit.max_mb)
+            plot_history(
+                tmp[plot_path], fit.history, fit.single_gaps, top_k, fit.max_mb, fit.stopped
+            )
     kept = {os.path.abspath(p) for p in members}
     for stale in previous - kept:
         with contextlib.suppress(OSError):
@@ -505,7 +550,9 @@ def _print_summary(
     fit: _Fit, method, replay, output_path, num_test_videos, recipe_path, plot_path, top_k
 ):
     if fit.history:
-        print(format_table(fit.history, fit.best_step))
+        print(format_table(fit.history, fit.best_step, fit.stopped))
+        if fit.stopped:
+            print(f"(selection stopped before step {fit.stopped['step']}: --min_gain)")
         if fit.best_step != len(fit.history):
             print(f"(* the ensemble uses the first {fit.best_step} steps: the best validation GAP)")
     title = "replayed recipe" if replay else method

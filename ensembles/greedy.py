@@ -23,11 +23,22 @@ from ensembles.averaging import (
     weighted_average,
 )
 from y8m.data import specs
-from y8m.errors import UsageError
+from y8m.errors import UsageError, integer, number
 from y8m.metrics import pooled_average_precision, top_k_per_row
 from y8m.predictions import Predictions
+from y8m.significance import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    Ranking,
+    bootstrap,
+    chunk_for,
+    percentile_interval,
+)
 
 __all__ = ["GreedyEnsembler"]
+
+# The keys of each `history_` entry, in order (the recipe's history keeps them).
+HISTORY_KEYS = ("step", "model", "weight", "gap", "bytes", "gain", "gain_low", "gain_high")
 
 
 class GreedyEnsembler:
@@ -41,12 +52,24 @@ class GreedyEnsembler:
         chunk_size: videos per dense scratch block (memory is O(chunk_size * C)).
         progress: show a tqdm bar.
         max_bytes: the ensemble's size budget (None: unlimited); needs `costs` in `fit`.
+        bootstrap: resamples of the validation videos for each step's gain interval (0: no
+            intervals). The intervals never change a pick or a GAP.
+        seed: the resamples' seed; every step uses the same resamples, so a step's gain is
+            paired (the ensembles before and after it scored on the same resampled videos).
+        min_gain: None (run all steps); "significant": stop before a step whose gain
+            interval's lower bound is <= 0; a number: stop before a step whose gain is below
+            it. The step stopped at is not taken (`stopped_`).
+        confidence: the coverage of the gain intervals.
 
     Attributes:
         selection_: model names in pick order, one per step.
         history_: per step a dict `step`, `model`, `weight` (that model's weight after the
             step), `gap` (validation GAP of the ensemble after the step), `bytes` (the
-            ensemble's size after the step; None without `costs`).
+            ensemble's size after the step; None without `costs`), `gain` (GAP after minus
+            GAP before the step; None at step 1), `gain_low` and `gain_high` (the paired
+            bootstrap interval of the gain; None at step 1 or without `bootstrap`).
+        stopped_: the step `min_gain` refused, as a history entry (not taken) plus `reason`;
+            None when selection was not stopped.
         best_step_: the step with the highest validation GAP (earliest on ties); the ensemble
             uses the picks up to it.
         weights_: model -> weight (picks up to `best_step_` / `best_step_`), first pick first.
@@ -57,7 +80,7 @@ class GreedyEnsembler:
 
     Example:
         >>> est = GreedyEnsembler(n_iter=7).fit({"netvlad": p1, "netfv": p2, "gru": p3})
-        >>> est.history_[-1]["gap"], est.weights_
+        >>> est.history_[-1]["gap"], est.history_[-1]["gain_low"], est.weights_
         >>> test_predictions = est.predict({"netvlad": t1, "netfv": t2, "gru": t3})
     """
 
@@ -70,6 +93,10 @@ class GreedyEnsembler:
         chunk_size: int = sparse.DEFAULT_CHUNK_SIZE,
         progress: bool = False,
         max_bytes: float | None = None,
+        bootstrap: int = DEFAULT_RESAMPLES,
+        seed: int = 0,
+        min_gain: str | float | None = None,
+        confidence: float = DEFAULT_CONFIDENCE,
     ):
         self.n_iter = n_iter
         self.replace = replace
@@ -78,6 +105,10 @@ class GreedyEnsembler:
         self.chunk_size = chunk_size
         self.progress = progress
         self.max_bytes = max_bytes
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self.min_gain = min_gain
+        self.confidence = confidence
 
     def fit(
         self,
@@ -102,6 +133,7 @@ class GreedyEnsembler:
             raise UsageError(f"unknown metric {self.metric!r}: the greedy ensembler uses 'gap'")
         if int(self.n_iter) < 1 or int(self.top_k) < 1:
             raise UsageError(f"n_iter ({self.n_iter}) and top_k ({self.top_k}) must be at least 1")
+        stop = _StopRule(self.min_gain, self.bootstrap, self.confidence)
         names = sorted(validation)
         aligned = align(validation, "validation")
         for name, p in zip(names, aligned):
@@ -127,34 +159,13 @@ class GreedyEnsembler:
             int(self.top_k),
             int(self.chunk_size),
         )
-        counts: dict[int, int] = {}
-        history = []
-        steps = int(self.n_iter)
-        bar = tqdm(total=steps * len(names), desc="greedy", unit="model", disable=not self.progress)
-        for step in range(1, steps + 1):
-            allowed = [i for i in range(len(names)) if self.replace or i not in counts]
-            # Step 1 scores every model (the single-model GAPs), then keeps those that fit.
-            candidates = allowed if step == 1 else [i for i in allowed if budget.fits(i, counts)]
-            if not candidates:
-                break
-            gaps = search.candidate_gaps(counts, candidates, bar)
-            if step == 1:
-                self.single_gaps_ = {names[i]: float(g) for i, g in zip(candidates, gaps)}
-                fitting = [j for j, i in enumerate(candidates) if budget.fits(i, counts)]
-                candidates, gaps = [candidates[j] for j in fitting], gaps[fitting]
-            best = budget.pick(gaps, candidates, counts)
-            pick = candidates[best]
-            counts[pick] = counts.get(pick, 0) + 1
-            history.append(
-                {
-                    "step": step,
-                    "model": names[pick],
-                    "weight": counts[pick] / step,
-                    "gap": float(gaps[best]),
-                    "bytes": budget.total(counts),
-                }
+        intervals = None
+        if stop.num_resamples:
+            positives = np.array([len(x) for x in labels], np.float64)
+            intervals = _GainIntervals(
+                positives, stop.num_resamples, int(self.seed), stop.confidence
             )
-        bar.close()
+        history = self._select(names, search, budget, intervals, stop)
         self.history_ = history
         self.selection_ = [h["model"] for h in history]
         gaps = [h["gap"] for h in history]
@@ -167,6 +178,48 @@ class GreedyEnsembler:
         self.bytes_ = history[self.best_step_ - 1]["bytes"]
         self.num_classes_ = num_classes
         return self
+
+    def _select(self, names, search, budget, intervals, stop) -> list[dict]:
+        """The greedy steps: history entries; sets `single_gaps_` and `stopped_`."""
+        counts: dict[int, int] = {}
+        history: list[dict] = []
+        steps = int(self.n_iter)
+        self.stopped_ = None
+        bar = tqdm(total=steps * len(names), desc="greedy", unit="model", disable=not self.progress)
+        for step in range(1, steps + 1):
+            allowed = [i for i in range(len(names)) if self.replace or i not in counts]
+            # Step 1 scores every model (the single-model GAPs), then keeps those that fit.
+            candidates = allowed if step == 1 else [i for i in allowed if budget.fits(i, counts)]
+            if not candidates:
+                break
+            # The pick's entries are kept for its gain interval (the last step's ensemble is
+            # never a baseline: step 1 needs them only when a step 2 can follow).
+            resample = intervals is not None and (step > 1 or steps > 1)
+            gaps = search.candidate_gaps(counts, candidates, bar, keep=resample)
+            if step == 1:
+                self.single_gaps_ = {names[i]: float(g) for i, g in zip(candidates, gaps)}
+                fitting = [j for j, i in enumerate(candidates) if budget.fits(i, counts)]
+                candidates, gaps = [candidates[j] for j in fitting], gaps[fitting]
+            best = budget.pick(gaps, candidates, counts)
+            pick = candidates[best]
+            entry = {"step": step, "model": names[pick], "gap": float(gaps[best])}
+            entry.update(gain=None, gain_low=None, gain_high=None)
+            if step > 1:
+                entry["gain"] = entry["gap"] - history[-1]["gap"]
+            if resample:
+                entry["gain_low"], entry["gain_high"] = intervals.step(
+                    search.entries(pick), entry["gain"]
+                )
+            reason = stop.refuses(entry)
+            if reason:
+                self.stopped_ = {**entry, "weight": None, "bytes": None, "reason": reason}
+                break
+            counts[pick] = counts.get(pick, 0) + 1
+            entry["weight"] = counts[pick] / step
+            entry["bytes"] = budget.total(counts)
+            history.append({k: entry[k] for k in HISTORY_KEYS})
+        bar.close()
+        return history
 
     def predict(self, test: Mapping[str, Predictions], top_k: int | None = None) -> Predictions:
         """Applies `weights_` to the same models' predictions on other videos.
@@ -194,6 +247,77 @@ class GreedyEnsembler:
         )
         result.metadata["validation_gap"] = self.validation_gap_
         return result
+
+
+class _StopRule:
+    """The `bootstrap`, `confidence` and `min_gain` settings, checked once, and whether a
+    step's gain lets it be taken."""
+
+    def __init__(self, min_gain, bootstrap, confidence):
+        self.num_resamples = integer("bootstrap", bootstrap, minimum=0)
+        self.confidence = number("confidence", confidence, above=0, below=1)
+        self.kind, self.threshold = None, None
+        if isinstance(min_gain, str) and min_gain.strip().lower() == "significant":
+            if not self.num_resamples:
+                raise UsageError(
+                    "min_gain='significant' needs the gain intervals: set bootstrap to at "
+                    "least 1 (1000 is the default)"
+                )
+            self.kind = "significant"
+        elif min_gain is not None:
+            try:
+                self.threshold = number("min_gain", min_gain)
+            except UsageError:
+                raise UsageError(
+                    f"--min_gain must be 'significant' or a number, got {min_gain!r}"
+                ) from None
+            self.kind = "number"
+
+    def refuses(self, entry: dict) -> str | None:
+        """Why the step ENTRY (its gain and interval) is not taken; None when it is."""
+        if self.kind is None or entry["gain"] is None:
+            return None
+        if self.kind == "significant" and not entry["gain_low"] > 0:
+            level = f"{self.confidence * 100:g}%"
+            if entry["gain_high"] < 0:
+                return f"significantly negative (its {level} interval lies below 0)"
+            return f"not significant (its {level} interval contains 0)"
+        if self.kind == "number" and entry["gain"] < self.threshold:
+            return f"gain {entry['gain']:+.5f} is below min_gain {self.threshold:g}"
+        return None
+
+
+class _GainIntervals:
+    """Paired bootstrap intervals of each step's gain over the validation videos.
+
+    Every step scores its new ensemble on the same resamples (one seed), so in resample r a
+    step's gain is GAP_r(after) - GAP_r(before), both on the same videos. The previous
+    ensemble's resampled GAPs are kept ([R] floats), so a step costs one bootstrap pass over
+    its ensemble's pooled top-k entries (`significance.Ranking`).
+    """
+
+    def __init__(self, positives, num_resamples, seed, confidence):
+        self.positives = positives
+        self.num_resamples = num_resamples
+        self.seed = seed
+        self.confidence = confidence
+        self.previous = None
+
+    def step(self, entries, gain) -> tuple[float | None, float | None]:
+        """The interval (low, high) of the GAIN of the step whose ensemble has the pooled
+        ENTRIES (video, scores, hits); (None, None) for the first step, which only records its
+        resampled GAPs."""
+        video, scores, hits = entries
+        ranking = Ranking(video, scores, hits, self.positives)
+        (samples,) = bootstrap(
+            [ranking.gap], len(self.positives), self.num_resamples, seed=self.seed,
+            chunk_size=chunk_for(ranking.num_entries),
+        )  # fmt: skip
+        previous, self.previous = self.previous, samples
+        if gain is None or previous is None:
+            return None, None
+        interval = percentile_interval(gain, samples - previous, self.confidence)
+        return float(interval.low), float(interval.high)
 
 
 # Under a byte budget, GAP differences below this are noise: the cheaper candidate wins.
@@ -294,6 +418,7 @@ class _Search:
         cols = np.concatenate([np.zeros(0, np.int64), *labels]).astype(np.int64)
         self._label_keys = np.sort(rows * width + cols)
         self.hits = self._model_hits(rows, cols)
+        self._kept = None
         # One cell per (video, class) of a chunk: E(c) in the real part and the slot of c in
         # E's top-k (-1 if none) in the imaginary part, so one gather fetches both.
         self._cells = np.empty((self.chunk_size, width), np.complex64)
@@ -333,13 +458,20 @@ class _Search:
         dense[rows - first_row, cols] = True
         return dense
 
-    def candidate_gaps(self, counts: dict[int, int], candidates: list[int], bar) -> np.ndarray:
-        """[len(candidates)] validation GAP of the ensemble `counts` plus each candidate once."""
+    def candidate_gaps(
+        self, counts: dict[int, int], candidates: list[int], bar, keep: bool = False
+    ) -> np.ndarray:
+        """[len(candidates)] validation GAP of the ensemble `counts` plus each candidate once.
+
+        With KEEP, each candidate's pooled entries stay until the next call, for `entries`.
+        """
         pooled_scores: list[list[np.ndarray]] = [[] for _ in candidates]
         pooled_hits: list[list[np.ndarray]] = [[] for _ in candidates]
+        pooled_rows = [[] for _ in candidates] if keep else None
+        self._kept = None
         for start in range(0, self.num_videos, self.chunk_size):
             stop = min(start + self.chunk_size, self.num_videos)
-            self._chunk(start, stop, counts, candidates, pooled_scores, pooled_hits)
+            self._chunk(start, stop, counts, candidates, pooled_scores, pooled_hits, pooled_rows)
         gaps = np.empty(len(candidates))
         for i in range(len(candidates)):
             gaps[i] = pooled_average_precision(
@@ -348,9 +480,24 @@ class _Search:
                 self.num_positives,
             )
             bar.update(1)
+        if keep:
+            self._kept = {
+                m: parts
+                for m, parts in zip(candidates, zip(pooled_scores, pooled_hits, pooled_rows))
+            }
         return gaps
 
-    def _chunk(self, start, stop, counts, candidates, pooled_scores, pooled_hits) -> None:
+    def entries(self, candidate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The pooled top-k entries that the last `candidate_gaps(..., keep=True)` ranked for
+        CANDIDATE: (video [M] int, scores [M] float32, hits [M] bool). Frees the kept entries."""
+        scores, hits, rows = self._kept[candidate]
+        self._kept = None
+        video = np.repeat(np.arange(self.num_videos), np.concatenate(rows))
+        return video, np.concatenate(scores), np.concatenate(hits)
+
+    def _chunk(
+        self, start, stop, counts, candidates, pooled_scores, pooled_hits, pooled_rows=None
+    ) -> None:
         n, k, width = stop - start, self.top_k, self.num_classes + 1
         rows = np.arange(n)[:, None]
         flat_base = (np.arange(n, dtype=np.int64) * width)[:, None]
@@ -384,6 +531,8 @@ class _Search:
                 keep = _top_k_mask(scores, k, hits)
                 pooled_scores[i].append(scores[keep])
                 pooled_hits[i].append(hits[keep])
+                if pooled_rows is not None:  # entries kept per video, for `entries`
+                    pooled_rows[i].append(np.count_nonzero(keep, axis=1))
                 continue
             num_listed = classes.shape[1]
             if num_listed not in buffers:
@@ -407,6 +556,8 @@ class _Search:
             keep = _top_k_mask(combined, k, combined_hits)
             pooled_scores[i].append(combined[keep])
             pooled_hits[i].append(combined_hits[keep])
+            if pooled_rows is not None:
+                pooled_rows[i].append(np.count_nonzero(keep, axis=1))
 
 
 def _top_k_mask(values: np.ndarray, k: int, hits: np.ndarray) -> np.ndarray:

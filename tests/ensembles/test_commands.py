@@ -292,3 +292,73 @@ def test_output_store_needs_test_predictions(tmp_path, stores):
     validation, _ = stores
     with pytest.raises(UsageError, match="--output_store writes the ensemble of --test"):
         ensemble(validation=validation, output_store=str(tmp_path / "t"))
+
+
+def test_gain_intervals_in_the_table_recipe_and_plot(tmp_path, stores, capsys):
+    validation, _ = stores
+    result = ensemble(validation=validation, greedy=3, output_file=str(tmp_path / "s.csv"))
+    printed = capsys.readouterr().out
+    assert "gain [95% interval]" in printed
+    assert re.search(r"\n   2  model_\d .* [+-]0\.\d{4} \[[+-]0\.\d{4}, [+-]0\.\d{4}\]", printed)
+    recipe = json.loads((tmp_path / "s.recipe.json").read_text())
+    assert recipe["history"] == result["steps"] and recipe["stopped"] is None
+    assert recipe["history"][0]["gain"] is None and recipe["history"][1]["gain_low"] is not None
+    assert recipe["options"] == {
+        "greedy": 3, "replace": True, "bootstrap": 1000, "seed": 0, "min_gain": None,
+    }  # fmt: skip
+    assert (tmp_path / "s.gap.png").read_bytes().startswith(b"\x89PNG")
+    # Without resamples the gains stay, the intervals go, the picks and GAPs are the same.
+    plain = ensemble(
+        validation=validation, greedy=3, bootstrap=0, output_file=str(tmp_path / "p.csv")
+    )
+    assert [h["model"] for h in plain["steps"]] == [h["model"] for h in result["steps"]]
+    assert [h["gap"] for h in plain["steps"]] == [h["gap"] for h in result["steps"]]
+    assert all(h["gain_low"] is None for h in plain["steps"])
+    assert "gain [95% interval]" not in capsys.readouterr().out
+
+
+def test_min_gain_significant_stops_and_says_so(tmp_path, capsys):
+    from tests.ensembles.test_greedy import complementary_case
+
+    validation = write_stores(tmp_path / "val", complementary_case(), "validate")
+    result = ensemble(
+        validation=validation, greedy=3, no_replacement=True, min_gain="significant",
+        output_file=str(tmp_path / "s.csv"),
+    )  # fmt: skip
+    assert [h["model"] for h in result["steps"]] == ["strong", "complement"]
+    assert result["stopped"]["model"] == "noise" and result["stopped"]["step"] == 3
+    printed = capsys.readouterr().out
+    assert re.search(
+        r"\n   3  noise +- +0\.\d{4}  -0\.\d{4} \[.*\]  not taken: significantly ", printed
+    )
+    assert "selection stopped before step 3" in printed
+    recipe = json.loads((tmp_path / "s.recipe.json").read_text())
+    assert recipe["stopped"]["model"] == "noise" and recipe["options"]["min_gain"] == "significant"
+    assert len(recipe["history"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"min_gain": "big"}, "--min_gain must be 'significant' or a number, got 'big'"),
+        ({"min_gain": "significant", "bootstrap": 0}, "--min_gain=significant needs --bootstrap"),
+        ({"bootstrap": -5}, "--bootstrap must be at least 0"),
+        ({"min_gain": 0.001, "method": "mean"}, "--min_gain stops greedy selection"),
+    ],
+)
+def test_gain_flags_are_checked_at_the_edge(tmp_path, stores, flags, message):
+    validation, test = stores
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        ensemble(validation=validation, test=test, output_file=str(tmp_path / "x.csv"), **flags)
+
+
+def test_min_gain_through_the_cli(tmp_path, stores, capsys):
+    from y8m.cli import main
+
+    validation, _ = stores
+    output = str(tmp_path / "cli.csv")
+    main(["ensemble", f"--validation={validation}", "--greedy=3", "--min_gain=significant",
+          "--bootstrap=200", f"--output_file={output}"])  # fmt: skip
+    recipe = json.loads((tmp_path / "cli.recipe.json").read_text())
+    assert recipe["options"]["min_gain"] == "significant" and recipe["options"]["bootstrap"] == 200
+    assert "gain [95% interval]" in capsys.readouterr().out

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from ensembles import GreedyEnsembler
-from tests.ensembles._helpers import dense_greedy, ids_for, random_models, sparse_from_dense
+from tests.ensembles._helpers import (
+    dense_greedy,
+    densify,
+    ids_for,
+    random_models,
+    sparse_from_dense,
+)
 from y8m.errors import UsageError
 from y8m.predictions import Predictions
 
@@ -186,3 +192,121 @@ def test_tied_scores_follow_the_metrics_tie_rule(seed, top_k):
     np.testing.assert_allclose(
         [h["gap"] for h in est.history_], [g for _, g in reference], atol=1e-9
     )
+
+
+def test_bootstrap_adds_gain_intervals_and_changes_no_pick_or_gap():
+    models, _ = random_models(6, num_models=4, num_videos=200)
+    plain = GreedyEnsembler(n_iter=5, bootstrap=0).fit(models)
+    with_intervals = GreedyEnsembler(n_iter=5, bootstrap=300).fit(models)
+    assert with_intervals.selection_ == plain.selection_
+    assert with_intervals.weights_ == plain.weights_
+    assert [h["gap"] for h in with_intervals.history_] == [h["gap"] for h in plain.history_]
+    keys = ["step", "model", "weight", "gap", "bytes", "gain", "gain_low", "gain_high"]
+    for est in (plain, with_intervals):
+        assert all(list(h) == keys for h in est.history_) and est.stopped_ is None
+        first, *later = est.history_
+        assert first["gain"] is first["gain_low"] is first["gain_high"] is None
+        for before, h in zip(est.history_, later):
+            assert h["gain"] == pytest.approx(h["gap"] - before["gap"], abs=1e-15)
+    assert all(h["gain_low"] is None for h in plain.history_)
+    for h in with_intervals.history_[1:]:
+        assert h["gain_low"] < h["gain_high"]
+        assert h["gain_low"] - 0.01 <= h["gain"] <= h["gain_high"] + 0.01
+    # The same seed gives the same intervals; another seed others.
+    again = GreedyEnsembler(n_iter=5, bootstrap=300).fit(models)
+    assert again.history_ == with_intervals.history_
+    other = GreedyEnsembler(n_iter=5, bootstrap=300, seed=1).fit(models)
+    assert other.history_[1]["gain_low"] != with_intervals.history_[1]["gain_low"]
+
+
+def test_a_step_entries_are_its_videos_top_k_and_rank_to_its_gap():
+    # The entries the bootstrap resamples: each video's top-k of the ensemble (checked against
+    # the dense count-weighted sum), tagged with the right video, ranking to the step's GAP.
+    from ensembles.greedy import _Search
+    from y8m import metrics
+    from y8m.significance import Ranking
+
+    models, labels = random_models(7, num_models=3, num_videos=90)
+    names = sorted(models)
+    lists = [(p.classes.astype(np.int32), p.scores) for p in (models[n] for n in names)]
+    label_lists = models[names[0]].labels
+    search = _Search(lists, label_lists, labels.shape[1], 5, chunk_size=16)
+    positives = [len(x) for x in label_lists]
+    for counts in ({}, {0: 1}, {0: 2, 2: 1}):
+        for candidate in range(3):
+            (gap,) = search.candidate_gaps(counts, [candidate], _NoBar(), keep=True)
+            video, scores, hits = search.entries(candidate)
+            assert Ranking(video, scores, hits, positives).gap()[0] == pytest.approx(gap, abs=1e-12)
+            total = np.zeros(labels.shape)
+            listed = np.zeros(labels.shape, bool)
+            for j, count in {**counts, candidate: counts.get(candidate, 0) + 1}.items():
+                dense, ok = densify(models[names[j]], labels.shape[1])
+                total, listed = total + count * dense, listed | ok
+            _, expected = metrics.top_k_per_row(np.where(listed, total, -np.inf), 5, sort=True)
+            assert np.array_equal(video, np.repeat(np.arange(90), 5))
+            got = -np.sort(-scores.reshape(90, 5), axis=1)
+            np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+
+def complementary_case(num_videos=600, num_classes=20):
+    """`strong` knows 70% of the videos, `complement` the other 30% (a real gain), `noise`
+    scores at random (a useless model, a later candidate)."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((num_videos, num_classes))
+    labels[np.arange(num_videos), rng.integers(0, num_classes, num_videos)] = 1
+    known = rng.random(num_videos) < 0.7
+
+    def model(right):  # confident and right on RIGHT, unsure (low scores) elsewhere
+        dense = rng.random(labels.shape) * 0.2
+        dense[right] += 0.7 * labels[right]
+        return dense
+
+    dense = {"strong": model(known), "complement": model(~known), "noise": rng.random(labels.shape)}
+    return {n: sparse_from_dense(n, d, 5, labels) for n, d in dense.items()}
+
+
+def test_min_gain_significant_stops_on_noise_but_takes_a_real_complement():
+    models = complementary_case()
+    full = GreedyEnsembler(n_iter=3, replace=False).fit(models)
+    assert full.selection_ == ["strong", "complement", "noise"]
+    assert full.history_[1]["gain_low"] > 0 and full.history_[2]["gain_low"] <= 0
+    stopped = GreedyEnsembler(n_iter=3, replace=False, min_gain="significant").fit(models)
+    assert stopped.selection_ == ["strong", "complement"]
+    assert stopped.stopped_["model"] == "noise" and stopped.stopped_["step"] == 3
+    assert stopped.stopped_["reason"] == "significantly negative (its 95% interval lies below 0)"
+    assert stopped.stopped_["gain_low"] == full.history_[2]["gain_low"]
+    assert stopped.weights_ == {"strong": 0.5, "complement": 0.5}
+    # A number: a step whose gain is below it is not taken.
+    gain = full.history_[1]["gain"]
+    high_bar = GreedyEnsembler(n_iter=3, replace=False, min_gain=gain + 1e-9).fit(models)
+    assert high_bar.selection_ == ["strong"] and "below min_gain" in high_bar.stopped_["reason"]
+    low_bar = GreedyEnsembler(n_iter=3, replace=False, min_gain=-1.0, bootstrap=0).fit(models)
+    assert low_bar.selection_ == full.selection_ and low_bar.stopped_ is None
+
+
+def test_min_gain_significant_refuses_a_positive_gain_that_may_be_noise():
+    # On these 400 videos step 3 gains +0.009 with a 95% interval of about [-0.009, +0.027]:
+    # a plain threshold of 0 takes it, significance does not.
+    models, _ = random_models(0, num_models=4, num_videos=400, num_classes=40, k=8)
+    full = GreedyEnsembler(n_iter=3).fit(models)
+    step = full.history_[2]
+    assert step["gain"] > 0 and step["gain_low"] < 0 < step["gain_high"]
+    assert GreedyEnsembler(n_iter=3, min_gain=0.0).fit(models).history_ == full.history_
+    stopped = GreedyEnsembler(n_iter=3, min_gain="significant").fit(models)
+    assert stopped.history_ == full.history_[:2] and stopped.stopped_["model"] == step["model"]
+    assert stopped.stopped_["reason"] == "not significant (its 95% interval contains 0)"
+
+
+def test_min_gain_and_bootstrap_errors():
+    models, _ = random_models(8, num_models=2)
+    with pytest.raises(UsageError, match="needs the gain intervals"):
+        GreedyEnsembler(min_gain="significant", bootstrap=0).fit(models)
+    with pytest.raises(UsageError, match="--min_gain must be 'significant' or a number"):
+        GreedyEnsembler(min_gain="big").fit(models)
+    with pytest.raises(UsageError, match="--bootstrap must be at least 0"):
+        GreedyEnsembler(bootstrap=-1).fit(models)

@@ -372,6 +372,7 @@ def _command_table() -> dict:
     from y8m.cli.ensemble import ensemble_command
     from y8m.extract.dataset import extract
     from y8m.run.average import average
+    from y8m.run.compare import compare
     from y8m.run.evaluate import evaluate
     from y8m.run.export import export
     from y8m.run.pack import pack
@@ -391,6 +392,7 @@ def _command_table() -> dict:
         "export": _returns_none(export),
         "pack": _returns_none(pack),
         "average": _returns_none(average),
+        "compare": _returns_none(compare),
         "report": _returns_none(report),
         "submission": Submission,
         "bench": Bench,
