@@ -8,6 +8,7 @@ the uint8 codes before dequantisation, so only the sampled frames are converted 
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
@@ -158,6 +159,23 @@ def read_videos(
         drop_remainder=drop_remainder,
         shard=shard,
         prefetch=prefetch,
+    )
+
+
+def read_records(
+    pattern: str,
+    *,
+    batch_size: int,
+    repeat: bool = False,
+    num_parallel_reads: int | None = None,
+) -> tf.data.Dataset:
+    """The serialized records `read_frames` and `read_videos` parse, in the same batches and
+    order: string [B] per batch, nothing parsed (the reading floor of `y8m bench reader`).
+
+    Arguments as `read_frames`.
+    """
+    return _record_batches(
+        pattern, batch_size=batch_size, repeat=repeat, num_parallel_reads=num_parallel_reads
     )
 
 
@@ -422,14 +440,19 @@ def _record_batches(
         files_ds = files_ds.repeat()
 
     def per_file(path, count):
-        return tf.data.TFRecordDataset(path, buffer_size=1 << 20).take(count)
+        # Unbuffered: the files are local (`expand_pattern` globs the file system), so each
+        # record is read straight into its string; a read buffer would copy every byte once
+        # more (a third of the reading CPU, docs/performance.md "Reader").
+        return tf.data.TFRecordDataset(path, buffer_size=0).take(count)
 
     cycle = int(num_parallel_reads or max(min(len(files), 8), 1))
     ds = files_ds.interleave(
         per_file,
         cycle_length=cycle,
         block_length=1,
-        num_parallel_calls=cycle,
+        # Reading threads beyond the cores only add context switches; the `cycle` files
+        # stay interleaved in the same order whatever the number of threads.
+        num_parallel_calls=max(min(cycle, os.cpu_count() or cycle), 1),
         deterministic=not shuffle,
     )
     if skip_corrupt:
