@@ -1,10 +1,12 @@
-"""`y8m bench howto100m`: training pairs/s, embedding throughput and eval time on random data."""
+"""`y8m bench howto100m`: the training step against a plain dense version of it, embedding
+throughput and eval time, on random data drawn like HowTo100M's clip-caption batches."""
 
 from __future__ import annotations
 
 import json
 import platform
 import resource
+import statistics
 import time
 
 import torch
@@ -13,17 +15,241 @@ from extras.howto100m.config import TrainConfig
 from extras.howto100m.model import Net
 from extras.howto100m.retrieval import retrieval_metrics
 from extras.howto100m.train import build_parts, train_step
-from extras.runtime.device import pick_device
+from extras.runtime.device import describe_device, pick_device
 from extras.runtime.timing import sync, time_calls
 
+_VOCABULARY = 20_000  # distinct word vectors the random captions draw from
 
-def _random_batch(num: int, video_dim: int, max_words: int, we_dim: int, device, generator):
-    video = torch.rand(num, video_dim, generator=generator).to(device)
-    text = torch.randn(num, max_words, we_dim, generator=generator)
-    # Captions average ~4 kept words (thesis 5.3.2): pad the rest as the loader does.
-    lengths = torch.randint(1, max_words + 1, (num, 1), generator=generator).clamp(max=8)
-    text = text * (torch.arange(max_words)[None, :] < lengths)[..., None]
-    return video, text.to(device)
+
+def caption_words(
+    num: int, max_words: int, we_dim: int, mean_words: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Zero-padded word vectors of `num` random captions, drawn like HowTo100M's.
+
+    Lengths follow a gamma-Poisson (negative binomial, shape 2) with mean `mean_words`, cut at
+    `max_words`: at mean 4 (thesis 5.3.2: ~4 words per caption after stop-words) 11% of the
+    captions keep no word and a few fill all 20 slots. Words come from a Zipf-like vocabulary
+    of word2vec-sized vectors, so captions repeat words as real ones do.
+
+    Returns:
+        float32 [num, max_words, we_dim]; slots past each caption's length are zero.
+    """
+    rate = -(torch.rand(num, 2, generator=generator).log().sum(dim=1)) * mean_words / 2
+    lengths = torch.poisson(rate, generator=generator).clamp(max=max_words)  # (num,)
+    table = 0.13 * torch.randn(_VOCABULARY, we_dim, generator=generator)  # GoogleNews scale
+    zipf = 1.0 / torch.arange(1, _VOCABULARY + 1, dtype=torch.float64)
+    ids = torch.multinomial(zipf, num * max_words, replacement=True, generator=generator)
+    words = table[ids].view(num, max_words, we_dim)
+    return words * (torch.arange(max_words) < lengths[:, None])[..., None]
+
+
+def _batch(sizes: dict, generator: torch.Generator) -> dict:
+    """A loader-shaped batch: video [v, k, video_dim], text [v, k, W, we_dim]."""
+    v, k = sizes["videos_per_batch"], sizes["pairs_per_video"]
+    video = torch.rand(v * k, sizes["video_dim"], generator=generator)
+    text = caption_words(v * k, sizes["max_words"], sizes["we_dim"], sizes["mean_words"], generator)
+    return {"video": video.view(v, k, -1), "text": text.view(v, k, *text.shape[1:])}
+
+
+class PlainStep:
+    """The training step written plainly from the published equations, every slot projected.
+
+    Thesis eq. 5.1-5.5, with nothing skipped: the sentence feature is
+    c = max_w relu(W_t x_w + b_t) over all W word slots (padded ones too), each modality goes
+    through z = W x + b, g = z * sigmoid(W_g z + b_g), g / ||g||; the scores are cosines; the
+    loss is the alpha-weighted two-sided hinge sum divided by the weights' sum; Adam updates
+    its own copy of the weights. It is what `Net` + `MaxMarginRankingLoss` + `train_step` must
+    equal, and what the bench measures them against.
+
+    Args:
+        net: the model whose current weights are copied (moved to `device`).
+        config: margin, hard-negative rate and learning rate (the thesis weighting).
+        device: where the copy lives.
+    """
+
+    def __init__(self, net: Net, config: TrainConfig, device: torch.device):
+        self.config = config
+        self.device = device
+        self.params = {
+            name: p.detach().to(device, copy=True).requires_grad_(True)
+            for name, p in net.named_parameters()
+            if p.requires_grad
+        }
+        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=config.lr)
+
+    def similarity(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """[N, video_dim], [N, W, we_dim] -> [N_text, N_video] cosine similarities."""
+        p = self.params
+        words = torch.relu(text @ p["text_pooling.fc.weight"].t() + p["text_pooling.fc.bias"])
+        sentence = words.max(dim=1).values  # (N, S): max over all W slots
+        text_emb = self._gated(sentence, "GU_text")
+        video_emb = self._gated(video, "GU_video")
+        return text_emb @ video_emb.t()
+
+    def _gated(self, x: torch.Tensor, unit: str) -> torch.Tensor:
+        p = self.params
+        z = x @ p[f"{unit}.fc.weight"].t() + p[f"{unit}.fc.bias"]
+        g = z * torch.sigmoid(z @ p[f"{unit}.cg.fc.weight"].t() + p[f"{unit}.cg.fc.bias"])
+        return g / g.norm(dim=1, keepdim=True)
+
+    def loss(self, sim: torch.Tensor, pairs_per_video: int) -> torch.Tensor:
+        """Eq. 5.4-5.5 over a [v k, v k] similarity matrix, divided by the weights' sum."""
+        b, k = sim.shape[0], pairs_per_video
+        v, rate, margin = b // k, self.config.hard_negative_rate, self.config.margin
+        alpha = rate * k * (v - 1) / ((1 - rate) * (k - 1)) if v > 1 and k > 1 else 1.0
+        video = torch.arange(b, device=sim.device) // k
+        same = (video[:, None] == video[None, :]).to(sim.dtype)
+        weights = (alpha * same + (1 - same)) * (1 - torch.eye(b, device=sim.device))
+        positive = sim.diagonal()
+        hinges = torch.relu(margin + sim - positive[:, None]) + torch.relu(
+            margin + sim - positive[None, :]
+        )
+        return (weights * hinges).sum() / weights.sum()
+
+    def step(self, batch: dict) -> torch.Tensor:
+        """One optimisation step on a loader batch; returns the loss, detached."""
+        video = batch["video"].to(self.device, non_blocking=True)
+        text = batch["text"].to(self.device, non_blocking=True)
+        sim = self.similarity(video.flatten(0, 1), text.flatten(0, 1))
+        loss = self.loss(sim, video.shape[1])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def step_gflop(num: int, projected_words: int, sizes: dict, pooled_dim: int) -> float:
+    """Matmul GFLOP of one training step (forward + backward) when `projected_words` word
+    vectors go through the sentence projection; text and clip inputs need no gradient."""
+    e, we, vd = sizes["embd_dim"], sizes["we_dim"], sizes["video_dim"]
+    pooling = 2 * 2 * projected_words * we * pooled_dim  # forward, weight gradient
+    text_unit = 3 * 2 * num * pooled_dim * e + 3 * 2 * num * e * e  # fc and gate: fwd, dW, dx
+    video_unit = 2 * 2 * num * vd * e + 3 * 2 * num * e * e  # no dx for the clip features
+    scores = 3 * 2 * num * num * e
+    return (pooling + text_unit + video_unit + scores) / 1e9
+
+
+def _timed(fn, dev: torch.device) -> tuple[float, float, float | None]:
+    """(seconds, loss, peak GPU MB or None) of one call of `fn` returning a loss tensor."""
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    sync(dev)
+    tick = time.perf_counter()
+    loss = fn()
+    sync(dev)
+    seconds = time.perf_counter() - tick
+    peak = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
+    return seconds, float(loss), peak
+
+
+def _matmul_s(num: int, dim: int, dev: torch.device, generator: torch.Generator) -> float:
+    """Seconds of one [num, dim] x [dim, dim] float32 matmul (the step's typical shape)."""
+    a = torch.rand(num, dim, generator=generator).to(dev)
+    w = torch.rand(dim, dim, generator=generator).to(dev)
+    a @ w  # first call: kernel choice
+    sync(dev)
+    tick = time.perf_counter()
+    a @ w
+    sync(dev)
+    return time.perf_counter() - tick
+
+
+def compare_steps(parts, plain: PlainStep, sizes: dict, steps: int, warmup: int, seed: int):
+    """Alternating rounds on the same batches: plain step, then the real `train_step`.
+
+    Both start from the same weights and see the same batches, so their losses agree
+    throughout; the largest difference is reported. A matmul of the step's shape is timed in
+    each round too, as the machine's reference rate at that moment.
+
+    Returns:
+        {"plain": [s], "fast": [s], "matmul": [s], "loss_diff", "peak_mb": {...},
+        "real_words": int, "slots": int} over the timed rounds.
+    """
+    dev = parts.device
+    generator = torch.Generator().manual_seed(seed)
+    times = {"plain": [], "fast": [], "matmul": []}
+    peaks, loss_diff, real, slots = {"plain": 0.0, "fast": 0.0}, 0.0, 0, 0
+    for round_ in range(warmup + steps):
+        batch = _batch(sizes, generator)
+        if dev.type == "cuda":  # the training loader pins its batches too
+            batch = {name: tensor.pin_memory() for name, tensor in batch.items()}
+        plain_s, plain_loss, plain_peak = _timed(lambda b=batch: plain.step(b), dev)
+        fast_s, fast_loss, fast_peak = _timed(lambda b=batch: train_step(parts, b), dev)
+        loss_diff = max(loss_diff, abs(plain_loss - fast_loss))
+        if round_ < warmup:
+            continue
+        pairs = batch["video"].shape[0] * batch["video"].shape[1]
+        matmul_s = _matmul_s(pairs, sizes["embd_dim"], dev, generator)
+        for name, seconds in (("plain", plain_s), ("fast", fast_s), ("matmul", matmul_s)):
+            times[name].append(seconds)
+        if dev.type == "cuda":
+            peaks = {
+                "plain": max(peaks["plain"], plain_peak),
+                "fast": max(peaks["fast"], fast_peak),
+            }
+        real += int((batch["text"] != 0).any(dim=-1).sum())
+        slots += batch["text"].shape[:3].numel()
+    return {**times, "loss_diff": loss_diff, "peak_mb": peaks, "real_words": real, "slots": slots}
+
+
+def _step_figures(rounds: dict, sizes: dict, pooled_dim: int) -> dict:
+    pairs = sizes["videos_per_batch"] * sizes["pairs_per_video"]
+    plain_s, fast_s = statistics.median(rounds["plain"]), statistics.median(rounds["fast"])
+    matmul_s = statistics.median(rounds["matmul"])
+    words = rounds["real_words"] / len(rounds["fast"])  # projected per step by the fast path
+    plain_gflop = step_gflop(pairs, pairs * sizes["max_words"], sizes, pooled_dim)
+    fast_gflop = step_gflop(pairs, round(words), sizes, pooled_dim)
+    matmul_rate = 2 * pairs * sizes["embd_dim"] ** 2 / 1e9 / matmul_s
+    return {
+        "rounds": len(rounds["fast"]),
+        "mean_words": sizes["mean_words"],
+        "max_words": sizes["max_words"],
+        "real_words_per_caption": rounds["real_words"] / rounds["slots"] * sizes["max_words"],
+        "plain_step_s": plain_s,
+        "fast_step_s": fast_s,
+        "train_step_s": fast_s,
+        "train_pairs_per_s": pairs / fast_s,
+        "plain_pairs_per_s": pairs / plain_s,
+        "speedup_vs_plain": plain_s / fast_s,
+        "speedup_rounds": [p / f for p, f in zip(rounds["plain"], rounds["fast"])],
+        "loss_max_abs_diff": rounds["loss_diff"],
+        "plain_step_gflop": plain_gflop,
+        "fast_step_gflop": fast_gflop,
+        "matmul_gflop_per_s": matmul_rate,
+        "fast_step_gflop_per_s": fast_gflop / fast_s,
+        "plain_step_gflop_per_s": plain_gflop / plain_s,
+    }
+
+
+def _embed_and_eval(net: Net, sizes: dict, options: dict, dev: torch.device, generator) -> dict:
+    """Embeddings/s of each branch (eval mode, no gradient) and a full two-way ranking."""
+    net.eval()
+    num, embd_dim = options["embed_batch"], sizes["embd_dim"]
+    video = torch.rand(num, sizes["video_dim"], generator=generator).to(dev)
+    words = caption_words(num, sizes["max_words"], sizes["we_dim"], sizes["mean_words"], generator)
+    text = words.to(dev)
+    timings = {}
+    with torch.no_grad():
+        for name, fn, x in (("video", net.embed_video, video), ("text", net.embed_text, text)):
+            seconds = time_calls(lambda f=fn, x=x: f(x), options["embed_batches"], 1, dev)
+            timings[name] = num * len(seconds) / sum(seconds)
+    eval_size = options["eval_size"]
+    emb_text = torch.nn.functional.normalize(
+        torch.randn(eval_size, embd_dim, generator=generator), dim=1
+    )
+    emb_video = torch.nn.functional.normalize(
+        emb_text + 0.5 * torch.randn(eval_size, embd_dim, generator=generator), dim=1
+    )
+    sync(dev)
+    tick = time.perf_counter()
+    retrieval_metrics(emb_text.to(dev), emb_video.to(dev), options["chunk_size"], dev)
+    sync(dev)
+    return {
+        "embed_video_per_s": timings["video"],
+        "embed_text_per_s": timings["text"],
+        "eval_size": eval_size,
+        "eval_s": time.perf_counter() - tick,
+    }
 
 
 def run_bench(
@@ -33,7 +259,7 @@ def run_bench(
     max_words: int = 20,
     videos_per_batch: int = 32,
     pairs_per_video: int = 64,
-    steps: int = 3,
+    steps: int = 5,
     warmup: int = 1,
     embed_batch: int = 2048,
     embed_batches: int = 3,
@@ -41,84 +267,86 @@ def run_bench(
     chunk_size: int = 1024,
     device: str = "auto",
     seed: int = 0,
+    mean_words: float = 4.0,
 ) -> dict:
-    """Times the training step (`train.train_step`), embedding and a full ranking; returns the figures.
+    """Times the training step (`train.train_step`) against `PlainStep` in alternating rounds,
+    then embedding and a full ranking; returns the figures (medians over the rounds).
 
     Returns:
-        {"device", "train_pairs_per_s", "train_step_s", "embed_video_per_s",
+        {"device", "device_name", "device_memory_gb", "train_pairs_per_s", "train_step_s",
+        "plain_step_s", "speedup_vs_plain", "loss_max_abs_diff", "embed_video_per_s",
         "embed_text_per_s", "eval_s", "eval_size", ...}.
     """
     dev = pick_device(device)
-    generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    sizes = {
+        "embd_dim": embd_dim,
+        "video_dim": video_dim,
+        "we_dim": we_dim,
+        "max_words": max_words,
+        "mean_words": mean_words,
+        "videos_per_batch": videos_per_batch,
+        "pairs_per_video": pairs_per_video,
+    }
     net = Net(embd_dim=embd_dim, video_dim=video_dim, we_dim=we_dim)
     # The training step itself, with the training defaults (Adam 1e-4, margin 0.1, p = 0.5).
     config = TrainConfig(captions="", features_2d="", word2vec="", output_dir="")
+    plain = PlainStep(net, config, dev)  # same starting weights as the model
     parts = build_parts(net, config, dev)
-    pairs = videos_per_batch * pairs_per_video
-    video, text = _random_batch(pairs, video_dim, max_words, we_dim, torch.device("cpu"), generator)
-    batch = {  # as the loader gives it: v videos x k pairs
-        "video": video.view(videos_per_batch, pairs_per_video, video_dim),
-        "text": text.view(videos_per_batch, pairs_per_video, max_words, we_dim),
-    }
-    if dev.type == "cuda":  # the training loader pins its batches too
-        batch = {name: tensor.pin_memory() for name, tensor in batch.items()}
-    step_times = time_calls(lambda: train_step(parts, batch), steps, warmup, dev)
-    step_s = sum(step_times) / len(step_times)
-
-    net.eval()
-    video, text = _random_batch(embed_batch, video_dim, max_words, we_dim, dev, generator)
-    timings = {}
-    with torch.no_grad():
-        for name, fn, x in (("video", net.embed_video, video), ("text", net.embed_text, text)):
-            fn(x)
-            sync(dev)
-            tick = time.perf_counter()
-            for _ in range(embed_batches):
-                fn(x)
-            sync(dev)
-            timings[name] = embed_batch * embed_batches / (time.perf_counter() - tick)
-
-    emb_text = torch.nn.functional.normalize(
-        torch.randn(eval_size, embd_dim, generator=generator), dim=1
-    )
-    emb_video = torch.nn.functional.normalize(
-        emb_text + 0.5 * torch.randn(eval_size, embd_dim, generator=generator), dim=1
-    )
-    sync(dev)
-    tick = time.perf_counter()
-    retrieval_metrics(emb_text.to(dev), emb_video.to(dev), chunk_size, dev)
-    sync(dev)
-    eval_s = time.perf_counter() - tick
-
+    rounds = compare_steps(parts, plain, sizes, steps, warmup, seed)
+    del plain  # its weights and Adam state are not needed any more
+    pooled_dim = net.text_pooling.fc.out_features
     figures = {
-        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
+        **describe_device(dev),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "embd_dim": embd_dim,
-        "video_dim": video_dim,
-        "videos_per_batch": videos_per_batch,
-        "pairs_per_video": pairs_per_video,
-        "train_step_s": step_s,
-        "train_pairs_per_s": pairs / step_s,
-        "embed_video_per_s": timings["video"],
-        "embed_text_per_s": timings["text"],
-        "eval_size": eval_size,
-        "eval_s": eval_s,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **{k: sizes[k] for k in ("embd_dim", "video_dim", "videos_per_batch", "pairs_per_video")},
+        **_step_figures(rounds, sizes, pooled_dim),
     }
+    generator = torch.Generator().manual_seed(seed + 1)
+    options = {
+        "embed_batch": embed_batch,
+        "embed_batches": embed_batches,
+        "eval_size": eval_size,
+        "chunk_size": chunk_size,
+    }
+    figures.update(_embed_and_eval(net, sizes, options, dev, generator))
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if dev.type == "cuda":
-        figures["peak_gpu_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+        # The steps reset the peak counter, so the run's peak is the largest of the parts'.
+        peaks = (torch.cuda.max_memory_allocated(dev) / 2**20, *rounds["peak_mb"].values())
+        figures["peak_gpu_mb"] = max(peaks)
+        figures["plain_peak_gpu_mb"] = rounds["peak_mb"]["plain"]
+        figures["fast_peak_gpu_mb"] = rounds["peak_mb"]["fast"]
     return figures
 
 
 def print_report(figures: dict) -> None:
     """The human table, then the figures as one JSON line (last)."""
+    memory = figures["device_memory_gb"]
     rows = [
-        ("device", f"{figures['device']} ({platform.machine()}, {figures['threads']} threads)"),
+        ("device", f"{figures['device']}: {figures['device_name']}"),
+        ("memory", "?" if memory is None else f"{memory:,.1f} GB"),
+        ("host", f"{platform.machine()}, {figures['threads']} torch threads"),
         ("model", f"{figures['video_dim']}-d clips -> {figures['embd_dim']}-d embedding"),
         ("batch", f"v={figures['videos_per_batch']} videos x k={figures['pairs_per_video']} pairs"),
-        ("train step", f"{figures['train_step_s']:.3f} s"),
+        (
+            "captions",
+            f"{figures['real_words_per_caption']:.2f} real words of {figures['max_words']} slots",
+        ),
+        ("rounds", f"{figures['rounds']} (plain, fast alternating; medians)"),
+        (
+            "plain step (all slots)",
+            f"{figures['plain_step_s']:.3f} s, {figures['plain_step_gflop']:,.1f} GFLOP",
+        ),
+        (
+            "fast step (real words)",
+            f"{figures['fast_step_s']:.3f} s, {figures['fast_step_gflop']:,.1f} GFLOP",
+        ),
+        ("speedup vs plain", f"{figures['speedup_vs_plain']:.2f}x"),
+        ("loss max |fast - plain|", f"{figures['loss_max_abs_diff']:.2e}"),
+        ("matmul rate (same run)", f"{figures['matmul_gflop_per_s']:,.0f} GFLOP/s"),
+        ("fast step rate", f"{figures['fast_step_gflop_per_s']:,.0f} GFLOP/s"),
         ("train pairs/s", f"{figures['train_pairs_per_s']:,.0f}"),
         ("embed video/s", f"{figures['embed_video_per_s']:,.0f}"),
         ("embed text/s", f"{figures['embed_text_per_s']:,.0f}"),
@@ -130,6 +358,13 @@ def print_report(figures: dict) -> None:
     ]
     if "peak_gpu_mb" in figures:
         rows.append(("peak GPU memory", f"{figures['peak_gpu_mb']:,.0f} MB"))
+        rows.append(
+            (
+                "step peak GPU memory",
+                f"plain {figures['plain_peak_gpu_mb']:,.0f} MB, "
+                f"fast {figures['fast_peak_gpu_mb']:,.0f} MB",
+            )
+        )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

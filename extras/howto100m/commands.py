@@ -305,22 +305,28 @@ class Commands:
         video_dim: int = 4096,
         videos_per_batch: int = 32,
         pairs_per_video: int = 64,
-        steps: int = 3,
+        steps: int = 5,
         warmup: int = 1,
         eval_size: int = 10_000,
         device: str = "auto",
+        mean_words: float = 4.0,
+        max_words: int = 20,
     ) -> None:
-        """Benchmarks training pairs/s, embedding throughput and a full ranking's time.
+        """Benchmarks the training step against a plain dense one, embedding throughput and
+        a full ranking's time.
 
         Args:
             embd_dim: joint embedding size (thesis: 4096).
             video_dim: clip feature size (thesis: 4096).
             videos_per_batch: v (thesis: 32).
             pairs_per_video: k (thesis: 64).
-            steps: timed training steps.
-            warmup: untimed training steps first.
+            steps: timed rounds; each times the plain step (every word slot projected) and
+                the training step (real words only) on the same batch; medians are reported.
+            warmup: untimed rounds first.
             eval_size: N for the N x N ranking (both directions).
             device: auto, cpu, cuda or cuda:N.
+            mean_words: average real words per random caption (thesis: about 4).
+            max_words: word slots per caption (training default: 20).
         """
         from extras.howto100m.bench import print_report, run_bench
 
@@ -329,6 +335,8 @@ class Commands:
         pairs_per_video = integer("pairs_per_video", pairs_per_video, 1)
         steps, warmup = integer("steps", steps, 1), integer("warmup", warmup, 0)
         eval_size = integer("eval_size", eval_size, 1)
+        max_words = integer("max_words", max_words, 1)
+        mean_words = number("mean_words", mean_words, 0)
         print_report(
             run_bench(
                 embd_dim=embd_dim,
@@ -339,5 +347,7 @@ class Commands:
                 warmup=warmup,
                 eval_size=eval_size,
                 device=device,
+                mean_words=mean_words,
+                max_words=max_words,
             )
         )
