@@ -467,8 +467,8 @@ class Commands:
         batch_size: int = 4,
         num_frames: int = 16,
         video_size: int = 224,
-        steps: int = 3,
-        warmup: int = 1,
+        steps: int = 1,
+        rounds: int = 5,
         space_to_depth: bool = False,
         device: str = "auto",
         num_videos: int = 16,
@@ -476,18 +476,23 @@ class Commands:
         loader_batches: int = 8,
         threads: int = 0,
         precise_bn_batches: int = 5,
+        bf16: str = "auto",
+        compile: bool = False,
     ) -> None:
-        """Benchmarks MIL-NCE training: S3D step clips/s, BatchNorm re-estimation, loader clips/s.
+        """Benchmarks MIL-NCE training: the S3D step against the plain step in the same process
+        (alternating rounds), BatchNorm re-estimation, loader clips/s.
 
-        Prints a table, then one JSON line (train_clips_per_s, precise_bn_s_per_200_batches,
-        loader_clips_per_s, ...).
+        Prints a table, then one JSON line (train_clips_per_s, speedup_vs_plain,
+        bf16_speedup_vs_plain, precise_bn_s_per_200_batches, loader_clips_per_s, device_name,
+        device_memory_gb, ...).
 
         Args:
             batch_size: clips per step and per loader batch.
             num_frames: frames per clip.
             video_size: clip side in pixels.
-            steps: timed training steps (median reported).
-            warmup: untimed training steps first.
+            steps: timed training steps of each variant per round (median per round).
+            rounds: alternating rounds of all variants (plain, plain with kept memory, y8m,
+                bf16, compiled); ratios are medians of the per-round ratios.
             space_to_depth: time the released space-to-depth variant.
             device: auto, cpu or cuda.
             num_videos: generated mp4s (256x320, 8 s, 25 fps) for the loader.
@@ -496,6 +501,8 @@ class Commands:
             threads: torch CPU threads (0 = torch's default).
             precise_bn_batches: batches of BatchNorm re-estimation timed (the figure is
                 seconds per 200 batches; 0 skips it).
+            bf16: auto (time bfloat16 autocast where the device has it), on or off.
+            compile: also time torch.compile of the step (minutes of compilation on a CPU).
         """
         checked = _integers(
             locals(),
@@ -503,9 +510,9 @@ class Commands:
             num_frames=1,
             video_size=1,
             steps=1,
+            rounds=1,
             num_videos=1,
-            loader_batches=1,
-            warmup=0,
+            loader_batches=0,
             num_workers=0,
             threads=0,
             precise_bn_batches=0,
@@ -516,7 +523,7 @@ class Commands:
         steps, num_videos, loader_batches = (
             checked[k] for k in ("steps", "num_videos", "loader_batches")
         )
-        warmup, num_workers = checked["warmup"], checked["num_workers"]
+        rounds, num_workers = checked["rounds"], checked["num_workers"]
         threads, precise_bn_batches = checked["threads"], checked["precise_bn_batches"]
         if num_videos < batch_size:
             raise UsageError(f"--num_videos ({num_videos}) must be >= --batch_size ({batch_size})")
@@ -527,7 +534,7 @@ class Commands:
             num_frames=int(num_frames),
             size=int(video_size),
             steps=int(steps),
-            warmup=int(warmup),
+            rounds=int(rounds),
             space_to_depth=bool(space_to_depth),
             device=device,
             num_videos=int(num_videos),
@@ -535,4 +542,6 @@ class Commands:
             loader_batches=int(loader_batches),
             threads=int(threads),
             precise_bn_batches=int(precise_bn_batches),
+            bf16=str(bf16),
+            compile=bool(compile),
         )

@@ -107,6 +107,12 @@ class SelfGating(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = torch.sigmoid(self.fc(x.mean(dim=(2, 3, 4))))  # (B, C)
+        if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+            # Channels innermost: broadcasting the gate along the last dimension of the
+            # [B, T, H, W, C] view is a plain vectorised loop; the [B, C, 1, 1, 1] broadcast
+            # over the strided view was 15% slower, forward and backward.
+            gated = x.permute(0, 2, 3, 4, 1) * weights[:, None, None, None, :]
+            return gated.permute(0, 4, 1, 2, 3)
         return x * weights[:, :, None, None, None]
 
 
@@ -212,6 +218,12 @@ class S3D(nn.Module):
 
     `model.text_module(token_ids)` maps int64 [N, L] token ids to
     `{"text_embedding": [N, embedding_dim]}`; similarities are `text @ video.T`.
+
+    The trunk runs channels-last (`memory_format`, [B, T, H, W, C] in memory, the convolution
+    weights stored the same way): oneDNN's 3-D convolutions and max pools are faster in it on
+    the CPU (max pooling up to 9x) and it is cuDNN's layout for tensor cores. The results are
+    those of the standard layout to float rounding; `set_memory_format(torch.contiguous_format)`
+    gives the plain network the bench compares against. The state_dict does not depend on it.
     """
 
     def __init__(
@@ -265,6 +277,13 @@ class S3D(nn.Module):
         )
         if weight_init == "kaiming_normal":
             self._kaiming_init()
+        self.set_memory_format(torch.channels_last_3d)
+
+    def set_memory_format(self, memory_format: torch.memory_format) -> S3D:
+        """Lays out the convolution weights, and the trunk's activations from the next call, in
+        `memory_format` (torch.channels_last_3d or torch.contiguous_format)."""
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
 
     def _add_inception(self, name: str, in_channels: int) -> int:
         block = InceptionBlock(in_channels, *_INCEPTION[name], use_gating=self.use_gating)
@@ -281,14 +300,12 @@ class S3D(nn.Module):
 
     def trunk(self, video: torch.Tensor) -> torch.Tensor:
         """Video trunk up to `mixed_5c`: [B, 3, T, H, W] -> [B, 1024, T', H', W']."""
-        x = video
+        x = space_to_depth(video) if self.space_to_depth else video  # (B, 24, T/2, H/2, W/2)
+        x = self.conv1(x.contiguous(memory_format=self.memory_format))
         if self.space_to_depth:
-            x = space_to_depth(x)  # (B, 24, T/2, H/2, W/2)
             # The [2, 4, 4] conv over-pads by one; dropping the first row/column/frame
             # replicates TensorFlow's asymmetric 'SAME' padding of the original model.
-            x = self.conv1(x)[:, :, 1:, 1:, 1:]
-        else:
-            x = self.conv1(x)
+            x = x[:, :, 1:, 1:, 1:]
         x = self.maxpool_2a(x)
         x = self.conv_2c(self.conv_2b(x))
         if self.use_gating:

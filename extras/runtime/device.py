@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from y8m import machine
 from y8m.errors import UsageError
 
 
@@ -38,26 +39,8 @@ def describe_device(device: torch.device) -> dict:
             "device_name": props.name,
             "device_memory_gb": round(props.total_memory / 2**30, 2),
         }
-    return {"device": device.type, "device_name": _cpu_name(), "device_memory_gb": _ram_gb()}
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _ram_gb() -> float | None:
-    import os
-
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 2)
-    except (ValueError, OSError, AttributeError):
-        return None
+    return {
+        "device": device.type,
+        "device_name": machine.cpu_name(),
+        "device_memory_gb": machine.ram_gb(),
+    }

@@ -173,7 +173,8 @@ def test_embed_matches_direct_model_computation(trained, corpus, tmp_path):
             clip = decode_windows(path, starts, 8, 5, 64, crop="center")
             video = torch.from_numpy(clip).float() / 255
             expected = model(video)["video_embedding"].mean(dim=0).numpy()
-            np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-5)
+            # norm-wise: the channels-last convolutions round differently per batch shape
+            assert np.linalg.norm(row - expected) < 1e-4 * np.linalg.norm(expected)
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("the red one\nblue again\n")
     Commands().embed(
@@ -333,7 +334,7 @@ def test_toy_and_bench_smoke(tmp_path, capsys):
         num_frames=4,
         size=32,
         steps=1,
-        warmup=0,
+        rounds=2,
         num_videos=2,
         num_workers=0,
         loader_batches=2,
@@ -344,6 +345,14 @@ def test_toy_and_bench_smoke(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last) == figures
     assert figures["train_clips_per_s"] > 0 and figures["loader_clips_per_s"] > 0
+    assert figures["variants"][:3] == ["plain", "plain_kept", "fast"]
+    assert len(figures["speedup_rounds"]) == 2 and figures["speedup_vs_plain"] > 0
+    # same weights, same batch, same layout: the same first loss (the layouts' equality is
+    # tested in float64 in test_s3d_layout: in float32, batch statistics over this tiny clip's
+    # 2x1x1 last positions amplify rounding)
+    assert figures["plain_kept_loss_abs_diff_vs_plain"] == 0.0
+    assert figures["loss_abs_diff_vs_plain"] < 1.0
+    assert {"device_name", "device_memory_gb"} <= set(figures)
     assert figures["precise_bn_s_per_200_batches"] > 0 and figures["precise_bn_batches"] == 5
     assert figures["loader_skipped"] == 0
 

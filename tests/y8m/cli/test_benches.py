@@ -40,6 +40,25 @@ def test_bench_train_counts_flops(capsys):
     # average_logistic: one [B, 1152] x [1152, 10] product forward, x3 for the backward pass
     assert figures["flops_per_example"] == pytest.approx(3 * 2 * 1152 * 10, rel=0.01)
     assert figures["examples_per_s"] > 0 and figures["matmul_flops_per_s"] > 0
+    # the same keys on every device; on this CPU-only machine "auto" is the CPU
+    assert figures["device"] == "cpu" and figures["device_name"]
+    assert figures["device_memory_gb"] is None or figures["device_memory_gb"] > 0
+
+
+def test_bench_train_device_flag():
+    import tensorflow as tf
+
+    from y8m.cli.bench.device import describe, pick_device
+    from y8m.errors import UsageError
+
+    with pytest.raises(UsageError, match="auto, cpu or gpu"):
+        pick_device("tpu")
+    if not tf.config.list_logical_devices("GPU"):
+        with pytest.raises(UsageError, match="sees no GPU; use --device=cpu"):
+            pick_device("gpu")
+        assert pick_device("auto")["name"] == "cpu"
+    with pick_device("cpu")["scope"]():
+        assert describe(tf.config.list_logical_devices("GPU"))["device"] == "cpu"
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from y8m.cli.bench.device import describe, pick_device
 from y8m.data import specs
 
 _MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
@@ -105,6 +106,7 @@ def bench_train(
     mixed_precision: bool = False,
     matmul_size: int = 2048,
     seed: int = 0,
+    device: str = "auto",
     **overrides,
 ) -> dict:
     """Times the training step `y8m train` runs (forward, loss with regularisation, backward,
@@ -119,11 +121,15 @@ def bench_train(
         jit_compile: XLA-compile the step.
         mixed_precision: bfloat16 (CPU) / float16 (GPU) compute.
         matmul_size: size of the reference dense matmul.
+        device: auto (the first GPU TensorFlow sees, else the CPU), cpu or gpu. The step, the
+            matmul and the batch-norm pass all run there; the JSON names it (device,
+            device_name, device_memory_gb), with the same keys on every device.
         **overrides: model hyper-parameters.
     """
     from y8m.run.training.state import kept_policy
 
-    with kept_policy():
+    place = pick_device(device)
+    with kept_policy(), place["scope"]():
         return _bench(
             model,
             batch_size,
@@ -222,6 +228,10 @@ def _bench(
         mixed_precision,
     )
     figures.update(_precise_bn_cost(net, batch, max(int(steps) // 2, 2)))
+    figures.update(describe(tf.config.list_logical_devices("GPU")))
+    print(
+        f"device: {figures['device']} ({figures['device_name']}, {figures['device_memory_gb']} GB)"
+    )
     print(json.dumps(figures))
     return figures
 
