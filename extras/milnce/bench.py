@@ -21,8 +21,8 @@ from extras.milnce.config import ModelConfig, TrainConfig
 from extras.milnce.data import NarratedClips, collate_narrated
 from extras.milnce.text import Tokenizer
 from extras.milnce.toy import make_toy_dataset
-from extras.milnce.train import bf16_supported, build_parts, reestimate_bn, train_step
-from extras.runtime.device import describe_device, pick_device
+from extras.milnce.train import build_parts, reestimate_bn, train_step
+from extras.runtime.device import bf16_supported, describe_device, pick_device
 from extras.runtime.memory import keep_freed_memory, keeping_freed_memory, release_freed_memory
 from extras.runtime.timing import sync, time_calls
 from y8m.errors import UsageError
@@ -62,7 +62,7 @@ def compare_steps(
     config = _bench_config()
     total = 1 + rounds * steps
     parts = {v: _variant_parts(v, model, config, total, device) for v in variants}
-    # "compiled" has no first-step loss of its own: compilation makes it part of the warm-up.
+    # The untimed first step: kernel choice, allocator growth, and compilation for "compiled".
     first_loss, warmup_s = {}, {}
     for variant in variants:
         _memory_for(variant)
@@ -163,10 +163,10 @@ def bench_model(
         "precise_bn_s_per_200_batches": None,
     }
     if precise_bn_batches > 0:
-        parts = build_parts(model, _bench_config(), 1, torch_device)
+        model.to(torch_device)
         batches = [batch] * precise_bn_batches
         (bn_seconds,) = time_calls(
-            lambda: reestimate_bn(parts.model, batches, precise_bn_batches, torch_device, False),
+            lambda: reestimate_bn(model, batches, precise_bn_batches, torch_device, False),
             steps=1,
             warmup=0,
             device=torch_device,

@@ -37,6 +37,7 @@ from extras.milnce.loss import VARIANTS, MILNCELoss
 from extras.milnce.text import Tokenizer, load_dictionary, load_word_vectors
 from extras.runtime import distributed
 from extras.runtime.checkpoints import restore_training, training_state
+from extras.runtime.device import bf16_supported
 from extras.runtime.distributed import Distributed, all_gather_with_grad
 from extras.runtime.flags import flag_fields
 from extras.runtime.hooks import Hooks
@@ -80,14 +81,6 @@ class Parts:
     loss_fn: MILNCELoss
     device: torch.device
     bf16: bool = False  # autocast the forward to bfloat16
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether `device` computes in bfloat16 natively (on a CPU without it, autocast emulates it
-    and is slower than float32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def build_parts(

@@ -25,6 +25,14 @@ def pick_device(device: str = "auto") -> torch.device:
     return chosen
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively (on a CPU without it, autocast emulates it
+    and is slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def describe_device(device: torch.device) -> dict:
     """What a bench reports about where it ran: `device` (type), `device_name`, `device_memory_gb`.
 

@@ -58,7 +58,7 @@ def test_bench_train_device_flag():
             pick_device("gpu")
         assert pick_device("auto")["name"] == "cpu"
     with pick_device("cpu")["scope"]():
-        assert describe(tf.config.list_logical_devices("GPU"))["device"] == "cpu"
+        assert describe()["device"] == "cpu"
 
 
 @pytest.mark.slow

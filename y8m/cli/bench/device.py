@@ -30,14 +30,13 @@ def pick_device(device: str) -> dict:
     return {"name": "gpu", "scope": lambda: tf.device(gpus[0].name)}
 
 
-def describe(gpus: list, on_gpu: bool | None = None) -> dict:
-    """device, device_name and device_memory_gb: the GPU's (from TensorFlow and nvidia-smi)
-    when the bench ran on one, else the CPU's and the machine's memory."""
+def describe() -> dict:
+    """device, device_name and device_memory_gb where TensorFlow places ops now (inside the
+    bench's device scope): the GPU's (from TensorFlow and nvidia-smi), else the CPU's and the
+    machine's memory."""
     import tensorflow as tf
 
-    if on_gpu is None:
-        on_gpu = bool(gpus) and _placed_on_gpu()
-    if not on_gpu:
+    if not _placed_on_gpu():
         return {
             "device": "cpu",
             "device_name": machine.cpu_name(),

@@ -228,7 +228,7 @@ def _bench(
         mixed_precision,
     )
     figures.update(_precise_bn_cost(net, batch, max(int(steps) // 2, 2)))
-    figures.update(describe(tf.config.list_logical_devices("GPU")))
+    figures.update(describe())
     print(
         f"device: {figures['device']} ({figures['device_name']}, {figures['device_memory_gb']} GB)"
     )
