@@ -3,6 +3,7 @@ throughput and eval time, on random data drawn like HowTo100M's clip-caption bat
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import resource
@@ -12,13 +13,18 @@ import time
 import torch
 
 from extras.howto100m.config import TrainConfig
-from extras.howto100m.model import Net
+from extras.howto100m.model import Net, distinct_rows
 from extras.howto100m.retrieval import retrieval_metrics
-from extras.howto100m.train import build_parts, train_step
+from extras.howto100m.train import build_parts, pair_keys, train_step
 from extras.runtime.device import describe_device, pick_device
 from extras.runtime.timing import sync, time_calls
 
 _VOCABULARY = 20_000  # distinct word vectors the random captions draw from
+# HowTo100M: 136.6M clip-caption pairs over 1.221M videos (thesis table 5.1).
+CAPTIONS_PER_VIDEO = 112
+# The steps a round times, in order: the plain equations, `train_step` on pairs taken as
+# distinct (packed word pooling only), and `train_step` as training runs it (repeats once).
+_STEPS = ("plain", "packed", "fast")
 
 
 def caption_words(
@@ -44,11 +50,27 @@ def caption_words(
 
 
 def _batch(sizes: dict, generator: torch.Generator) -> dict:
-    """A loader-shaped batch: video [v, k, video_dim], text [v, k, W, we_dim]."""
-    v, k = sizes["videos_per_batch"], sizes["pairs_per_video"]
-    video = torch.rand(v * k, sizes["video_dim"], generator=generator)
-    text = caption_words(v * k, sizes["max_words"], sizes["we_dim"], sizes["mean_words"], generator)
-    return {"video": video.view(v, k, -1), "text": text.view(v, k, *text.shape[1:])}
+    """A loader-shaped batch: video [v, k, video_dim], text [v, k, W, we_dim], caption [v, k].
+
+    As `TrainPairs` draws them: each video has `captions_per_video` clip-caption pairs and k
+    of them are drawn uniformly with replacement (thesis 5.4.1), so some pairs repeat; with
+    `captions_per_video` 0 every pair is distinct.
+    """
+    v, k, pool = sizes["videos_per_batch"], sizes["pairs_per_video"], sizes["captions_per_video"]
+    num = v * (pool or k)
+    video = torch.rand(num, sizes["video_dim"], generator=generator)
+    text = caption_words(num, sizes["max_words"], sizes["we_dim"], sizes["mean_words"], generator)
+    if pool:
+        caption = torch.randint(0, pool, (v, k), generator=generator)
+        rows = (torch.arange(v)[:, None] * pool + caption).flatten()
+        video, text = video[rows], text[rows]
+    else:
+        caption = torch.arange(k).expand(v, k)
+    return {
+        "video": video.view(v, k, -1),
+        "text": text.view(v, k, *text.shape[1:]),
+        "caption": caption,
+    }
 
 
 class PlainStep:
@@ -154,71 +176,99 @@ def _matmul_s(num: int, dim: int, dev: torch.device, generator: torch.Generator)
     return time.perf_counter() - tick
 
 
-def compare_steps(parts, plain: PlainStep, sizes: dict, steps: int, warmup: int, seed: int):
-    """Alternating rounds on the same batches: plain step, then the real `train_step`.
+def compare_steps(steps_by_name: dict, sizes: dict, steps: int, warmup: int, seed: int, dev):
+    """Alternating rounds on the same batches: each named step in turn, on the same batch.
 
-    Both start from the same weights and see the same batches, so their losses agree
-    throughout; the largest difference is reported. A matmul of the step's shape is timed in
-    each round too, as the machine's reference rate at that moment.
+    `steps_by_name` maps a name to a function of a batch returning the loss ("plain" first).
+    All start from the same weights and see the same batches, so their losses agree
+    throughout; the largest difference from the plain step is reported. A matmul of the
+    step's shape is timed in each round too, as the machine's reference rate at that moment.
 
     Returns:
-        {"plain": [s], "fast": [s], "matmul": [s], "loss_diff", "peak_mb": {...},
-        "real_words": int, "slots": int} over the timed rounds.
+        {name: [s], ..., "matmul": [s], "loss_diff", "peak_mb": {name: MB}, "real_words",
+        "distinct_words", "slots", "pairs", "distinct_pairs"} over the timed rounds (the word
+        and pair counts summed).
     """
-    dev = parts.device
     generator = torch.Generator().manual_seed(seed)
-    times = {"plain": [], "fast": [], "matmul": []}
-    peaks, loss_diff, real, slots = {"plain": 0.0, "fast": 0.0}, 0.0, 0, 0
+    times = {name: [] for name in (*steps_by_name, "matmul")}
+    peaks = dict.fromkeys(steps_by_name, 0.0)
+    counts = dict.fromkeys(("real_words", "distinct_words", "slots", "pairs", "distinct_pairs"), 0)
+    loss_diff = 0.0
     for round_ in range(warmup + steps):
         batch = _batch(sizes, generator)
         if dev.type == "cuda":  # the training loader pins its batches too
             batch = {name: tensor.pin_memory() for name, tensor in batch.items()}
-        plain_s, plain_loss, plain_peak = _timed(lambda b=batch: plain.step(b), dev)
-        fast_s, fast_loss, fast_peak = _timed(lambda b=batch: train_step(parts, b), dev)
-        loss_diff = max(loss_diff, abs(plain_loss - fast_loss))
+        losses = {}
+        for name, step in steps_by_name.items():
+            seconds, losses[name], peak = _timed(lambda b=batch, f=step: f(b), dev)
+            if round_ >= warmup:
+                times[name].append(seconds)
+                peaks[name] = max(peaks[name], peak or 0.0)
+        plain_loss = losses[next(iter(steps_by_name))]
+        loss_diff = max(loss_diff, *(abs(loss - plain_loss) for loss in losses.values()))
         if round_ < warmup:
             continue
         pairs = batch["video"].shape[0] * batch["video"].shape[1]
-        matmul_s = _matmul_s(pairs, sizes["embd_dim"], dev, generator)
-        for name, seconds in (("plain", plain_s), ("fast", fast_s), ("matmul", matmul_s)):
-            times[name].append(seconds)
-        if dev.type == "cuda":
-            peaks = {
-                "plain": max(peaks["plain"], plain_peak),
-                "fast": max(peaks["fast"], fast_peak),
-            }
-        real += int((batch["text"] != 0).any(dim=-1).sum())
-        slots += batch["text"].shape[:3].numel()
-    return {**times, "loss_diff": loss_diff, "peak_mb": peaks, "real_words": real, "slots": slots}
+        times["matmul"].append(_matmul_s(pairs, sizes["embd_dim"], dev, generator))
+        for name, count in _word_and_pair_counts(batch).items():
+            counts[name] += count
+    return {**times, "loss_diff": loss_diff, "peak_mb": peaks, **counts}
+
+
+def _word_and_pair_counts(batch: dict) -> dict:
+    real = (batch["text"] != 0).any(dim=-1).flatten(0, 1)  # (v k, W)
+    first, _ = distinct_rows(pair_keys(batch["caption"]))  # the rows the fast step embeds
+    return {
+        "real_words": int(real.sum()),
+        "distinct_words": int(real[first].sum()),
+        "slots": real.numel(),
+        "pairs": real.shape[0],
+        "distinct_pairs": first.numel(),
+    }
+
+
+def _ratios(rounds: dict, name: str) -> list[float]:
+    return [plain / step for plain, step in zip(rounds["plain"], rounds[name])]
 
 
 def _step_figures(rounds: dict, sizes: dict, pooled_dim: int) -> dict:
     pairs = sizes["videos_per_batch"] * sizes["pairs_per_video"]
-    plain_s, fast_s = statistics.median(rounds["plain"]), statistics.median(rounds["fast"])
-    matmul_s = statistics.median(rounds["matmul"])
-    words = rounds["real_words"] / len(rounds["fast"])  # projected per step by the fast path
-    plain_gflop = step_gflop(pairs, pairs * sizes["max_words"], sizes, pooled_dim)
-    fast_gflop = step_gflop(pairs, round(words), sizes, pooled_dim)
-    matmul_rate = 2 * pairs * sizes["embd_dim"] ** 2 / 1e9 / matmul_s
-    return {
-        "rounds": len(rounds["fast"]),
+    num_rounds = len(rounds["fast"])
+    medians = {name: statistics.median(rounds[name]) for name in _STEPS if name in rounds}
+    plain_s, fast_s = medians["plain"], medians["fast"]
+    distinct = rounds["distinct_pairs"] / num_rounds
+    gflop = {  # per step; words and pairs are the per-round means
+        "plain": step_gflop(pairs, pairs * sizes["max_words"], sizes, pooled_dim),
+        "packed": step_gflop(pairs, round(rounds["real_words"] / num_rounds), sizes, pooled_dim),
+        "fast": step_gflop(
+            round(distinct), round(rounds["distinct_words"] / num_rounds), sizes, pooled_dim
+        ),
+    }
+    matmul_rate = 2 * pairs * sizes["embd_dim"] ** 2 / 1e9 / statistics.median(rounds["matmul"])
+    figures = {
+        "rounds": num_rounds,
         "mean_words": sizes["mean_words"],
         "max_words": sizes["max_words"],
+        "captions_per_video": sizes["captions_per_video"],
         "real_words_per_caption": rounds["real_words"] / rounds["slots"] * sizes["max_words"],
-        "plain_step_s": plain_s,
-        "fast_step_s": fast_s,
+        "distinct_pair_fraction": distinct / pairs,
         "train_step_s": fast_s,
         "train_pairs_per_s": pairs / fast_s,
         "plain_pairs_per_s": pairs / plain_s,
-        "speedup_vs_plain": plain_s / fast_s,
-        "speedup_rounds": [p / f for p, f in zip(rounds["plain"], rounds["fast"])],
+        # Medians of the per-round ratios: the two steps of a round share the machine's state.
+        "speedup_vs_plain": statistics.median(_ratios(rounds, "fast")),
+        "speedup_rounds": _ratios(rounds, "fast"),
         "loss_max_abs_diff": rounds["loss_diff"],
-        "plain_step_gflop": plain_gflop,
-        "fast_step_gflop": fast_gflop,
         "matmul_gflop_per_s": matmul_rate,
-        "fast_step_gflop_per_s": fast_gflop / fast_s,
-        "plain_step_gflop_per_s": plain_gflop / plain_s,
     }
+    for name, seconds in medians.items():
+        figures[f"{name}_step_s"] = seconds
+        figures[f"{name}_step_gflop"] = gflop[name]
+        figures[f"{name}_step_gflop_per_s"] = gflop[name] / seconds
+    if "packed" in medians:
+        figures["packed_speedup_vs_plain"] = statistics.median(_ratios(rounds, "packed"))
+        figures["packed_speedup_rounds"] = _ratios(rounds, "packed")
+    return figures
 
 
 def _embed_and_eval(net: Net, sizes: dict, options: dict, dev: torch.device, generator) -> dict:
@@ -268,9 +318,15 @@ def run_bench(
     device: str = "auto",
     seed: int = 0,
     mean_words: float = 4.0,
+    captions_per_video: int = CAPTIONS_PER_VIDEO,
+    packed: bool = True,
 ) -> dict:
     """Times the training step (`train.train_step`) against `PlainStep` in alternating rounds,
     then embedding and a full ranking; returns the figures (medians over the rounds).
+
+    Each video of a batch has `captions_per_video` pairs to draw k from with replacement (0:
+    every pair distinct). `packed` also times `train_step` told nothing of repeats (its own
+    copy of the model and Adam), which shows the packed pooling's share of the speed-up.
 
     Returns:
         {"device", "device_name", "device_memory_gb", "train_pairs_per_s", "train_step_s",
@@ -287,14 +343,22 @@ def run_bench(
         "mean_words": mean_words,
         "videos_per_batch": videos_per_batch,
         "pairs_per_video": pairs_per_video,
+        "captions_per_video": captions_per_video,
     }
     net = Net(embd_dim=embd_dim, video_dim=video_dim, we_dim=we_dim)
     # The training step itself, with the training defaults (Adam 1e-4, margin 0.1, p = 0.5).
     config = TrainConfig(captions="", features_2d="", word2vec="", output_dir="")
     plain = PlainStep(net, config, dev)  # same starting weights as the model
+    steps_by_name = {"plain": plain.step}
+    if packed:
+        packed_parts = build_parts(copy.deepcopy(net), config, dev)
+        steps_by_name["packed"] = lambda batch: train_step(
+            packed_parts, {k: v for k, v in batch.items() if k != "caption"}
+        )
     parts = build_parts(net, config, dev)
-    rounds = compare_steps(parts, plain, sizes, steps, warmup, seed)
-    del plain  # its weights and Adam state are not needed any more
+    steps_by_name["fast"] = lambda batch: train_step(parts, batch)
+    rounds = compare_steps(steps_by_name, sizes, steps, warmup, seed, dev)
+    del plain, steps_by_name  # their weights and Adam states are not needed any more
     pooled_dim = net.text_pooling.fc.out_features
     figures = {
         **describe_device(dev),
@@ -316,9 +380,27 @@ def run_bench(
         # The steps reset the peak counter, so the run's peak is the largest of the parts'.
         peaks = (torch.cuda.max_memory_allocated(dev) / 2**20, *rounds["peak_mb"].values())
         figures["peak_gpu_mb"] = max(peaks)
-        figures["plain_peak_gpu_mb"] = rounds["peak_mb"]["plain"]
-        figures["fast_peak_gpu_mb"] = rounds["peak_mb"]["fast"]
+        for name, peak in rounds["peak_mb"].items():
+            figures[f"{name}_peak_gpu_mb"] = peak
     return figures
+
+
+_STEP_LABELS = {
+    "plain": "plain step (all slots)",
+    "packed": "packed words only",
+    "fast": "fast step (+ repeats once)",
+}
+
+
+def _timed_steps(figures: dict) -> list[str]:
+    return [name for name in _STEPS if f"{name}_step_s" in figures]
+
+
+def _step_row(figures: dict, name: str) -> str:
+    row = f"{figures[f'{name}_step_s']:.3f} s, {figures[f'{name}_step_gflop']:,.1f} GFLOP"
+    if name == "packed":
+        row += f", {figures['packed_speedup_vs_plain']:.2f}x plain"
+    return row
 
 
 def print_report(figures: dict) -> None:
@@ -334,15 +416,15 @@ def print_report(figures: dict) -> None:
             "captions",
             f"{figures['real_words_per_caption']:.2f} real words of {figures['max_words']} slots",
         ),
-        ("rounds", f"{figures['rounds']} (plain, fast alternating; medians)"),
         (
-            "plain step (all slots)",
-            f"{figures['plain_step_s']:.3f} s, {figures['plain_step_gflop']:,.1f} GFLOP",
+            "pairs",
+            f"k drawn with replacement from {figures['captions_per_video']} per video: "
+            f"{figures['distinct_pair_fraction']:.1%} distinct"
+            if figures["captions_per_video"]
+            else "all distinct",
         ),
-        (
-            "fast step (real words)",
-            f"{figures['fast_step_s']:.3f} s, {figures['fast_step_gflop']:,.1f} GFLOP",
-        ),
+        ("rounds", f"{figures['rounds']} ({', '.join(_timed_steps(figures))} in turn; medians)"),
+        *((_STEP_LABELS[name], _step_row(figures, name)) for name in _timed_steps(figures)),
         ("speedup vs plain", f"{figures['speedup_vs_plain']:.2f}x"),
         ("loss max |fast - plain|", f"{figures['loss_max_abs_diff']:.2e}"),
         ("matmul rate (same run)", f"{figures['matmul_gflop_per_s']:,.0f} GFLOP/s"),
@@ -358,13 +440,8 @@ def print_report(figures: dict) -> None:
     ]
     if "peak_gpu_mb" in figures:
         rows.append(("peak GPU memory", f"{figures['peak_gpu_mb']:,.0f} MB"))
-        rows.append(
-            (
-                "step peak GPU memory",
-                f"plain {figures['plain_peak_gpu_mb']:,.0f} MB, "
-                f"fast {figures['fast_peak_gpu_mb']:,.0f} MB",
-            )
-        )
+        peaks = (f"{n} {figures[f'{n}_peak_gpu_mb']:,.0f} MB" for n in _timed_steps(figures))
+        rows.append(("step peak GPU memory", ", ".join(peaks)))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

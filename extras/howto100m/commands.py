@@ -311,6 +311,8 @@ class Commands:
         device: str = "auto",
         mean_words: float = 4.0,
         max_words: int = 20,
+        captions_per_video: int = 112,
+        packed: bool = True,
     ) -> None:
         """Benchmarks the training step against a plain dense one, embedding throughput and
         a full ranking's time.
@@ -320,13 +322,19 @@ class Commands:
             video_dim: clip feature size (thesis: 4096).
             videos_per_batch: v (thesis: 32).
             pairs_per_video: k (thesis: 64).
-            steps: timed rounds; each times the plain step (every word slot projected) and
-                the training step (real words only) on the same batch; medians are reported.
+            steps: timed rounds; each times the plain step (every word slot projected), the
+                training step told nothing of repeated pairs (real words only) and the
+                training step itself (each distinct pair embedded once) on the same batch;
+                medians are reported.
             warmup: untimed rounds first.
             eval_size: N for the N x N ranking (both directions).
             device: auto, cpu, cuda or cuda:N.
             mean_words: average real words per random caption (thesis: about 4).
             max_words: word slots per caption (training default: 20).
+            captions_per_video: pairs each video has, of which k are drawn with replacement
+                as training draws them (HowTo100M has 112 on average); 0 makes every pair
+                distinct.
+            packed: also time the training step without repeat detection.
         """
         from extras.howto100m.bench import print_report, run_bench
 
@@ -337,6 +345,7 @@ class Commands:
         eval_size = integer("eval_size", eval_size, 1)
         max_words = integer("max_words", max_words, 1)
         mean_words = number("mean_words", mean_words, 0)
+        captions_per_video = integer("captions_per_video", captions_per_video, 0)
         print_report(
             run_bench(
                 embd_dim=embd_dim,
@@ -349,5 +358,7 @@ class Commands:
                 device=device,
                 mean_words=mean_words,
                 max_words=max_words,
+                captions_per_video=captions_per_video,
+                packed=bool(packed),
             )
         )

@@ -122,7 +122,9 @@ class TrainPairs(Dataset):
         pairs_per_video: k.
         seed: random seed.
 
-    Items: {"video": float32 [k, video_dim], "text": float32 [k, W, we_dim]}.
+    Items: {"video": float32 [k, video_dim], "text": float32 [k, W, we_dim], "caption": int64
+    [k]}: the caption index of each pair, so that a caption drawn twice is known as a repeat
+    (built once here, embedded once by the training step).
     """
 
     def __init__(
@@ -144,8 +146,13 @@ class TrainPairs(Dataset):
         video_id = self.video_ids[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         picks = rng.integers(0, len(self.maker.captions[video_id]), self.pairs_per_video)
-        video, text = self.maker.pairs(video_id, picks)
-        return {"video": torch.from_numpy(video), "text": torch.from_numpy(text)}
+        distinct, repeat = np.unique(picks, return_inverse=True)
+        video, text = self.maker.pairs(video_id, distinct)
+        return {
+            "video": torch.from_numpy(video[repeat]),
+            "text": torch.from_numpy(text[repeat]),
+            "caption": torch.from_numpy(picks.astype(np.int64)),
+        }
 
 
 class EvalPairs(Dataset):

@@ -206,6 +206,11 @@ class Net(nn.Module):
     Call arguments:
         video: [N_video, video_dim] clip features.
         text: [N_text, W, we_dim] zero-padded word vectors.
+        pair_ids: optional int [N], when video and text are N pairs (N_text = N_video = N):
+            pairs with the same id are the same clip and caption (training draws captions
+            with replacement). Each distinct pair is then embedded once and its scores are
+            copied to the repeats: the same [N, N] matrix (gradients of repeats add up on
+            the one copy, as they would on the weights), with fewer rows through the units.
 
     Output shape: [N_text, N_video] cosine similarities.
 
@@ -254,5 +259,33 @@ class Net(nn.Module):
         """[N, video_dim] clip features -> [N, E] unit embeddings."""
         return self.GU_video(video)
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, video: torch.Tensor, text: torch.Tensor, pair_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if pair_ids is not None:
+            first, inverse = distinct_rows(pair_ids)
+            if first.numel() < pair_ids.numel():
+                video, text = video.index_select(0, first), text.index_select(0, first)
+                scores = self.embed_text(text) @ self.embed_video(video).t()  # (U, U)
+                return scores.index_select(0, inverse).index_select(1, inverse)  # (N, N)
         return self.embed_text(text) @ self.embed_video(video).t()
+
+
+def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first row holding each distinct key, and where each row's key is among them.
+
+    Args:
+        keys: int [N].
+
+    Returns:
+        first int64 [U] (ascending), inverse int64 [N] with keys[first[inverse]] == keys.
+    """
+    distinct, inverse = torch.unique(keys, return_inverse=True)  # inverse: rank of each key
+    rows = torch.arange(keys.numel(), device=keys.device)
+    first = rows.new_full((distinct.numel(),), keys.numel())
+    first.scatter_reduce_(0, inverse, rows, reduce="amin")
+    # Keep the distinct rows in batch order: renumber the ranks by first appearance.
+    first, order = first.sort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=keys.device)
+    return first, rank[inverse]

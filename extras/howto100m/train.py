@@ -87,16 +87,26 @@ def build_parts(net: Net, config: TrainConfig, device: torch.device) -> Parts:
 
 
 def train_step(parts: Parts, batch: dict) -> torch.Tensor:
-    """One optimisation step on a loader batch (video [v, k, D], text [v, k, W, we]); the
-    negatives are the batch's other pairs. Returns the loss, detached."""
+    """One optimisation step on a loader batch (video [v, k, D], text [v, k, W, we] and,
+    optionally, caption [v, k]: the caption index of each pair); the negatives are the
+    batch's other pairs. With caption indices, a pair drawn twice is embedded once (the same
+    loss and gradients). Returns the loss, detached."""
     video = batch["video"].to(parts.device, non_blocking=True)  # (v, k, D)
     text = batch["text"].to(parts.device, non_blocking=True)  # (v, k, W, we)
-    similarity = parts.model(video.flatten(0, 1), text.flatten(0, 1))  # (v k, v k)
+    pair_ids = pair_keys(batch["caption"]).to(parts.device) if "caption" in batch else None
+    similarity = parts.model(video.flatten(0, 1), text.flatten(0, 1), pair_ids)  # (v k, v k)
     loss = parts.loss_fn(similarity, n_pair=video.shape[1])
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     parts.optimizer.step()
     return loss.detach()
+
+
+def pair_keys(caption: torch.Tensor) -> torch.Tensor:
+    """One int64 key per pair of a [v, k] batch of caption indices, equal only for the same
+    caption of the same batch video ([v k], in the pairs' order)."""
+    video = torch.arange(caption.shape[0], dtype=torch.int64)[:, None]
+    return (video * (1 << 32) + caption.to(torch.int64)).flatten()
 
 
 @dataclasses.dataclass

@@ -28,6 +28,23 @@ def small_batch(v=3, k=4, video_dim=10, we_dim=6, seed=0):
     return {"video": video.view(v, k, -1), "text": text.view(v, k, 20, we_dim)}
 
 
+def repeated_batch(v=3, k=6, pool=4, video_dim=10, we_dim=6, seed=0):
+    """v videos x k pairs drawn with replacement from `pool` pairs per video."""
+    generator = torch.Generator().manual_seed(seed)
+    video = torch.rand(v * pool, video_dim, generator=generator)
+    text = caption_words(v * pool, 20, we_dim, 4.0, generator)
+    text[0] = 0  # a caption with no word
+    text[1] = torch.randn(20, we_dim, generator=generator)  # one with all 20
+    caption = torch.randint(0, pool, (v, k), generator=generator)
+    caption[0, :3] = torch.tensor([0, 1, 0])  # the empty and the full caption, one of them twice
+    rows = (torch.arange(v)[:, None] * pool + caption).flatten()
+    return {
+        "video": video[rows].view(v, k, -1),
+        "text": text[rows].view(v, k, 20, we_dim),
+        "caption": caption,
+    }
+
+
 def test_plain_step_equals_the_model_forward_loss_and_gradients():
     torch.manual_seed(0)
     net = Net(embd_dim=16, video_dim=10, we_dim=6)
@@ -50,13 +67,15 @@ def test_plain_step_equals_the_model_forward_loss_and_gradients():
         torch.testing.assert_close(param.grad, model_grads[name], **TOL, msg=name)
 
 
-def test_plain_and_fast_steps_follow_the_same_trajectory():
+@pytest.mark.parametrize("make_batch", [small_batch, repeated_batch])
+def test_plain_and_fast_steps_follow_the_same_trajectory(make_batch):
+    # repeated_batch: pairs drawn twice, which the fast step embeds once.
     torch.manual_seed(0)
     net = Net(embd_dim=16, video_dim=10, we_dim=6)
     plain = PlainStep(net, config(), torch.device("cpu"))
     parts = build_parts(net, config(), torch.device("cpu"))
     for seed in range(3):
-        batch = small_batch(seed=seed)
+        batch = make_batch(seed=seed)
         torch.testing.assert_close(plain.step(batch), train_step(parts, batch), **TOL)
     for name, param in net.named_parameters():
         if param.requires_grad:
@@ -105,6 +124,10 @@ def test_bench_prints_the_comparison_last_as_json(capsys):
         "eval_size",
         "plain_step_s",
         "fast_step_s",
+        "packed_step_s",
+        "packed_speedup_vs_plain",
+        "distinct_pair_fraction",
+        "captions_per_video",
         "speedup_vs_plain",
         "loss_max_abs_diff",
         "matmul_gflop_per_s",
