@@ -40,6 +40,9 @@ def test_bench_train_counts_flops(capsys):
     # average_logistic: one [B, 1152] x [1152, 10] product forward, x3 for the backward pass
     assert figures["flops_per_example"] == pytest.approx(3 * 2 * 1152 * 10, rel=0.01)
     assert figures["examples_per_s"] > 0 and figures["matmul_flops_per_s"] > 0
+    # the same step with Keras' own Adam, timed in turn with training's fused one
+    assert figures["keras_adam_examples_per_s"] > 0 and figures["speedup_vs_keras_adam"] > 0
+    assert len(figures["speedup_rounds"]) == figures["steps"] == 1
     # the same keys on every device; on this CPU-only machine "auto" is the CPU
     assert figures["device"] == "cpu" and figures["device_name"]
     assert figures["device_memory_gb"] is None or figures["device_memory_gb"] > 0

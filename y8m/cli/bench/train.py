@@ -1,9 +1,11 @@
-"""`y8m bench train`: training examples/s of a model against the machine's dense matmul rate."""
+"""`y8m bench train`: training examples/s of a model against the machine's dense matmul rate,
+and the step with the fused Adam that training uses against the same step with Keras' Adam."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import statistics
 import time
 
 import numpy as np
@@ -107,6 +109,7 @@ def bench_train(
     matmul_size: int = 2048,
     seed: int = 0,
     device: str = "auto",
+    compare_adam: bool = True,
     **overrides,
 ) -> dict:
     """Times the training step `y8m train` runs (forward, loss with regularisation, backward,
@@ -124,6 +127,8 @@ def bench_train(
         device: auto (the first GPU TensorFlow sees, else the CPU), cpu or gpu. The step, the
             matmul and the batch-norm pass all run there; the JSON names it (device,
             device_name, device_memory_gb), with the same keys on every device.
+        compare_adam: also time the same step with keras.optimizers.Adam instead of the
+            fused Adam that training uses, alternating step by step on the same weights.
         **overrides: model hyper-parameters.
     """
     from y8m.run.training.state import kept_policy
@@ -141,6 +146,7 @@ def bench_train(
             mixed_precision,
             matmul_size,
             seed,
+            compare_adam,
             overrides,
         )
 
@@ -167,6 +173,7 @@ def _bench(
     mixed_precision,
     matmul_size,
     seed,
+    compare_adam,
     overrides,
 ) -> dict:
     import keras
@@ -199,29 +206,28 @@ def _bench(
     batch, labels = synthetic_batch(inputs, int(batch_size), frames, int(num_classes), seed)
     batch = {k: tf.constant(v) for k, v in batch.items()}
     labels = tf.constant(labels)
-    optimizer, _ = make_optimizer(flags, int(batch_size))
-    step_fn = make_train_step(
-        net,
-        optimizer,
-        tf.distribute.get_strategy(),
-        clip_norm=flags["clip_gradient_norm"],
-        jit_compile=bool(jit_compile),
-    )
+    # The step `y8m train` runs (FusedAdam) and, to measure it against, the same step with
+    # `keras.optimizers.Adam`: both update the same weights, alternating step by step.
+    variants = {"y8m": True, "keras_adam": False} if compare_adam else {"y8m": True}
+    step_fns = {}
+    for name, fused in variants.items():
+        optimizer, _ = make_optimizer(flags, int(batch_size), fused=fused)
+        step_fns[name] = make_train_step(
+            net,
+            optimizer,
+            tf.distribute.get_strategy(),
+            clip_norm=flags["clip_gradient_norm"],
+            jit_compile=bool(jit_compile),
+        )
     forward = tf.function(lambda x: net(x, training=False)).get_concrete_function(batch)
     forward_flops = graph_flops(forward.graph, frames) / int(batch_size)
-    for _ in range(warmup):
-        step_fn(batch, labels).numpy()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step_fn(batch, labels).numpy()
-    seconds = time.perf_counter() - start
+    times = _alternate(step_fns, batch, labels, int(steps), int(warmup))
     figures = _report(
         model,
         net,
         batch_size,
         frames,
-        steps,
-        seconds,
+        times,
         forward_flops,
         matmul_size,
         jit_compile,
@@ -253,19 +259,32 @@ def _precise_bn_cost(net, batch, batches: int) -> dict:
     return {"precise_bn_s_per_200_batches": round(per_200, 2)}
 
 
+def _alternate(step_fns: dict, batch, labels, steps: int, warmup: int) -> dict:
+    """{name: [seconds of each timed step]}: one step of each variant in turn, `warmup`
+    untimed rounds first."""
+    times = {name: [] for name in step_fns}
+    for round_ in range(warmup + steps):
+        for name, step_fn in step_fns.items():
+            start = time.perf_counter()
+            step_fn(batch, labels).numpy()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
 def _report(
     model,
     net,
     batch_size,
     frames,
-    steps,
-    seconds,
+    times,
     forward_flops,
     matmul_size,
     jit_compile,
     mixed_precision,
 ) -> dict:
-    examples_per_s = steps * int(batch_size) / seconds
+    step_s = statistics.median(times["y8m"])
+    examples_per_s = int(batch_size) / step_s
     flops_per_example = 3.0 * forward_flops  # backward costs about twice the forward pass
     achieved = flops_per_example * examples_per_s
     peak = matmul_rate(int(matmul_size))
@@ -275,14 +294,27 @@ def _report(
         "batch_size": int(batch_size),
         "frames": frames,
         "examples_per_s": round(examples_per_s, 2),
-        "step_ms": round(1000 * seconds / steps, 1),
+        "step_ms": round(1000 * step_s, 1),
         "flops_per_example": float(f"{flops_per_example:.4g}"),
         "flops_per_s": float(f"{achieved:.4g}"),
         "matmul_flops_per_s": float(f"{peak:.4g}"),
         "ratio": round(achieved / peak, 3),
         "jit_compile": bool(jit_compile),
         "mixed_precision": bool(mixed_precision),
+        "steps": len(times["y8m"]),
     }
+    if "keras_adam" in times:
+        keras_s = statistics.median(times["keras_adam"])
+        per_round = [k / y for k, y in zip(times["keras_adam"], times["y8m"])]
+        figures.update(
+            {
+                "keras_adam_step_ms": round(1000 * keras_s, 1),
+                "keras_adam_examples_per_s": round(int(batch_size) / keras_s, 2),
+                "keras_adam_ratio": round(flops_per_example * int(batch_size) / keras_s / peak, 3),
+                "speedup_vs_keras_adam": round(statistics.median(per_round), 3),
+                "speedup_rounds": [round(r, 3) for r in per_round],
+            }
+        )
     print(
         f"{'model':<16} {'params':>12} {'ex/s':>8} {'GFLOP/ex':>9} {'GFLOP/s':>8} {'matmul GFLOP/s':>14} {'ratio':>6}"
     )
@@ -290,4 +322,11 @@ def _report(
         f"{model:<16} {figures['params']:>12,} {examples_per_s:>8.1f} {flops_per_example / 1e9:>9.2f} "
         f"{achieved / 1e9:>8.1f} {peak / 1e9:>14.1f} {figures['ratio']:>6.2f}"
     )
+    if "keras_adam" in times:
+        print(
+            f"same step with keras.optimizers.Adam: {figures['keras_adam_examples_per_s']:.1f} "
+            f"ex/s, ratio {figures['keras_adam_ratio']:.2f}; fused Adam "
+            f"{figures['speedup_vs_keras_adam']:.2f}x (median of {len(times['y8m'])} "
+            "alternating steps)"
+        )
     return figures

@@ -39,12 +39,17 @@ def use_mixed_precision() -> None:
     keras.mixed_precision.set_global_policy("mixed_float16" if gpu else "mixed_bfloat16")
 
 
-def make_optimizer(train: dict, global_batch: int):
+def make_optimizer(train: dict, global_batch: int, fused: bool = True):
     """Adam at `base * decay ** floor(examples / decay_examples)`; returns (optimizer, schedule).
 
-    The decay counts global examples, so N replicas decay N times faster per step.
+    The decay counts global examples, so N replicas decay N times faster per step. `fused`
+    updates each weight with TensorFlow's one-pass Adam kernel (`FusedAdam`: Keras' Adam, the
+    same results and checkpoint); False is `keras.optimizers.Adam` itself, which
+    `y8m bench train` times against it.
     """
     import keras
+
+    from y8m.run.training.fused_adam import FusedAdam
 
     decay_steps = max(int(train["learning_rate_decay_examples"]) / global_batch, 1.0)
     schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -56,9 +61,8 @@ def make_optimizer(train: dict, global_batch: int):
     ema = float(train.get("ema_decay", 0.0))
     # Keras' own EMA: the average is updated inside `apply`, kept in the optimizer's variables
     # (so checkpoints carry it) and never overwrites the trained weights.
-    optimizer = keras.optimizers.Adam(
-        learning_rate=schedule, use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99
-    )
+    adam = FusedAdam if fused else keras.optimizers.Adam
+    optimizer = adam(learning_rate=schedule, use_ema=ema > 0, ema_momentum=ema if ema > 0 else 0.99)
     if keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer, schedule
