@@ -79,8 +79,9 @@ class PlainStep:
     Thesis eq. 5.1-5.5, with nothing skipped: the sentence feature is
     c = max_w relu(W_t x_w + b_t) over all W word slots (padded ones too), each modality goes
     through z = W x + b, g = z * sigmoid(W_g z + b_g), g / ||g||; the scores are cosines; the
-    loss is the alpha-weighted two-sided hinge sum divided by the weights' sum; Adam updates
-    its own copy of the weights. It is what `Net` + `MaxMarginRankingLoss` + `train_step` must
+    loss is the alpha-weighted two-sided hinge sum divided by the weights' sum; torch's
+    default Adam (as the reference's; tensor by tensor on a CPU) updates its own copy of the
+    weights. Every pair of the batch is embedded, repeats too. It is what `Net` + `MaxMarginRankingLoss` + `train_step` must
     equal, and what the bench measures them against.
 
     Args:

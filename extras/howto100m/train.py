@@ -37,6 +37,7 @@ from extras.runtime.checkpoints import restore_training, training_state
 from extras.runtime.distributed import Distributed
 from extras.runtime.hooks import Hooks
 from extras.runtime.inputs import batches, check_loss
+from extras.runtime.optim import adam
 from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
 from y8m.fileio import atomic_open
@@ -75,7 +76,7 @@ def build_parts(net: Net, config: TrainConfig, device: torch.device) -> Parts:
     the per-epoch decay and the ranking loss of `config`. Not yet DDP-wrapped: restore first
     (see `restore_training`)."""
     net.to(device)  # before the optimizer, so a resumed Adam state lands on the device
-    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = adam(net.parameters(), config.lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     loss_fn = MaxMarginRankingLoss(
         config.margin,

@@ -43,6 +43,7 @@ from extras.runtime.flags import flag_fields
 from extras.runtime.hooks import Hooks
 from extras.runtime.inputs import batches, check_loss
 from extras.runtime.memory import keep_freed_memory
+from extras.runtime.optim import adam
 from extras.runtime.precise_bn import load_running_stats, recompute_bn_stats, running_stats
 from extras.runtime.timing import Throughput
 from y8m.errors import UsageError
@@ -101,7 +102,7 @@ def build_parts(
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    optimizer = adam(model.parameters(), config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config.warmup_steps, total_steps)
     )
