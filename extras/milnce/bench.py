@@ -28,9 +28,10 @@ from extras.runtime.timing import sync, time_calls
 from y8m.errors import UsageError
 
 # The variants of the training step timed in every round, in order. "plain" is the network as
-# the released MIL-NCE code writes it (NCDHW tensors) in a process with glibc's default malloc;
-# "plain_kept" adds only the kept freed memory, "fast" (what `train` runs) the channels-last
-# layout too, "bf16" bfloat16 autocast on top, "compiled" torch.compile of the fast network.
+# the released MIL-NCE code writes it (NCDHW tensors, torch's default Adam) in a process with
+# glibc's default malloc; "plain_kept" adds only the kept freed memory, "fast" (what `train`
+# runs) the channels-last layout and the fused Adam too, "bf16" bfloat16 autocast on top,
+# "compiled" torch.compile of the fast network.
 VARIANTS = ("plain", "plain_kept", "fast", "bf16", "compiled")
 
 
@@ -39,7 +40,11 @@ def _variant_parts(variant: str, model, config: TrainConfig, total_steps: int, d
     if variant.startswith("plain"):
         net.set_memory_format(torch.contiguous_format)
     parts = build_parts(
-        net, dataclasses.replace(config, bf16=variant == "bf16"), total_steps, device
+        net,
+        dataclasses.replace(config, bf16=variant == "bf16"),
+        total_steps,
+        device,
+        fused_adam=not variant.startswith("plain"),
     )
     if variant == "compiled":
         parts.joint = torch.compile(parts.joint)

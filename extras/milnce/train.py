@@ -85,11 +85,16 @@ class Parts:
 
 
 def build_parts(
-    model: nn.Module, config: TrainConfig, total_steps: int, device: torch.device
+    model: nn.Module,
+    config: TrainConfig,
+    total_steps: int,
+    device: torch.device,
+    fused_adam: bool = True,
 ) -> Parts:
-    """Moves `model` to `device` and builds what trains it: Adam over its trainable parameters,
-    the warm-up + cosine schedule over `total_steps`, and `config.loss`. Not yet DDP-wrapped:
-    restore first (see `restore_training`).
+    """Moves `model` to `device` and builds what trains it: Adam over its trainable parameters
+    (`extras.runtime.optim.adam`; `fused_adam` False is torch's default Adam), the warm-up +
+    cosine schedule over `total_steps`, and `config.loss`. Not yet DDP-wrapped: restore first
+    (see `restore_training`).
 
     Freed memory is kept in the process (`extras.runtime.memory`): the step allocates its
     activations anew every step, and fresh pages cost the CPU step a third of its time."""
@@ -102,7 +107,7 @@ def build_parts(
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
-    optimizer = adam(model.parameters(), config.lr)
+    optimizer = adam(model.parameters(), config.lr, fused=fused_adam)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, config.warmup_steps, total_steps)
     )

@@ -15,9 +15,12 @@ from collections.abc import Iterable
 import torch
 
 
-def adam(params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
-    """Adam over the trainable ones of `params`, fused where their device supports it."""
+def adam(params: Iterable[torch.nn.Parameter], lr: float, fused: bool = True) -> torch.optim.Adam:
+    """Adam over the trainable ones of `params`, fused where their device supports it (False:
+    torch's default, which the benches' plain steps use)."""
     trainable = [p for p in params if p.requires_grad]
+    if not fused:
+        return torch.optim.Adam(trainable, lr=lr)
     try:
         return torch.optim.Adam(trainable, lr=lr, fused=True)
     except RuntimeError:  # a device or dtype without the fused kernel

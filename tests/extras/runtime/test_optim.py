@@ -57,3 +57,7 @@ def test_falls_back_where_there_is_no_fused_kernel(monkeypatch):
     monkeypatch.setattr(optim.torch.optim, "Adam", no_fused)
     optimizer = optim.adam(model().parameters(), 1e-2)
     assert not optimizer.defaults.get("fused")
+
+
+def test_plain_adam_on_request():
+    assert not optim.adam(model().parameters(), 1e-2, fused=False).defaults.get("fused")
