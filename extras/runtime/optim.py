@@ -19,9 +19,9 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, fused: bool = True) ->
     """Adam over the trainable ones of `params`, fused where their device supports it (False:
     torch's default, which the benches' plain steps use)."""
     trainable = [p for p in params if p.requires_grad]
-    if not fused:
-        return torch.optim.Adam(trainable, lr=lr)
-    try:
-        return torch.optim.Adam(trainable, lr=lr, fused=True)
-    except RuntimeError:  # a device or dtype without the fused kernel
-        return torch.optim.Adam(trainable, lr=lr)
+    if fused:
+        try:
+            return torch.optim.Adam(trainable, lr=lr, fused=True)
+        except RuntimeError:  # a device or dtype without the fused kernel
+            pass
+    return torch.optim.Adam(trainable, lr=lr)

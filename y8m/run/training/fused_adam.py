@@ -56,8 +56,9 @@ def _fused_update(var, m, v, grad, lr, local_step, betas, epsilon):
     dtype = grad.dtype
     beta_1, beta_2, one_minus_beta_1, one_minus_beta_2 = tf.unstack(betas)
     alpha = lr * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
-    m_new = _read(m, dtype) + (grad - _read(m, dtype)) * one_minus_beta_1
-    v_new = _read(v, dtype) + (tf.square(grad) - _read(v, dtype)) * one_minus_beta_2
+    m_old, v_old = _read(m, dtype), _read(v, dtype)
+    m_new = m_old + (grad - m_old) * one_minus_beta_1
+    v_new = v_old + (tf.square(grad) - v_old) * one_minus_beta_2
     tf.raw_ops.AssignVariableOp(resource=m, value=m_new)
     tf.raw_ops.AssignVariableOp(resource=v, value=v_new)
     update = (m_new * alpha) / (tf.sqrt(v_new) + epsilon)

@@ -43,8 +43,8 @@ def make_optimizer(train: dict, global_batch: int, fused: bool = True):
     """Adam at `base * decay ** floor(examples / decay_examples)`; returns (optimizer, schedule).
 
     The decay counts global examples, so N replicas decay N times faster per step. `fused`
-    updates each weight with TensorFlow's one-pass Adam kernel (`FusedAdam`: Keras' Adam, the
-    same results and checkpoint); False is `keras.optimizers.Adam` itself, which
+    updates each weight in one XLA-compiled loop (`FusedAdam`: Keras' Adam, the same results
+    and checkpoints); False is `keras.optimizers.Adam` itself, which
     `y8m bench train` times against it.
     """
     import keras
