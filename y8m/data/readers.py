@@ -115,6 +115,7 @@ def read_frames(
         drop_remainder=drop_remainder,
         shard=shard,
         prefetch=prefetch,
+        numbered=sample == "random" and seed is not None,
     )
 
 
@@ -198,8 +199,9 @@ def frame_parser(
     for records whose labels are unknown or irrelevant.
 
     Returns:
-        `parse(serialized)`: string [B] of `tf.train.SequenceExample`s -> the dict
-        `read_frames` yields (without `labels` when `labels=False`).
+        `parse(serialized, step=None)`: string [B] of `tf.train.SequenceExample`s -> the dict
+        `read_frames` yields (without `labels` when `labels=False`). With a `seed`, "random"
+        draws of batch number `step` depend only on (seed, step).
     """
     if sample not in SAMPLE_MODES:
         raise UsageError(f"unknown frame sampling {sample!r}: use one of {', '.join(SAMPLE_MODES)}")
@@ -211,7 +213,7 @@ def frame_parser(
         raise UsageError(f"frames per video must be positive, got {frames}")
     context_spec, sequence_spec = records.frame_parse_spec(release, features)
 
-    def parse(serialized):
+    def parse(serialized, step=None):
         context, sequence, _ = tf.io.parse_sequence_example(
             serialized, context_features=context_spec, sequence_features=sequence_spec
         )
@@ -220,7 +222,7 @@ def frame_parser(
             out["labels"] = _multi_hot(context[specs.LABELS_KEY], num_classes)
         first = sequence[features[0].name]
         n0 = tf.minimum(tf.cast(first.row_lengths(), tf.int32), max_frames)  # (B,)
-        idx, valid, num_frames = _frame_indices(n0, sample, frames, seed)
+        idx, valid, num_frames = _frame_indices(n0, sample, frames, seed, step)
         for f in features:
             out[f.name] = _gather_frames(sequence[f.name], f.size, idx, valid)
         out["num_frames"] = num_frames
@@ -391,15 +393,24 @@ def read_segment_ratings(pattern: str) -> pd.DataFrame:  # noqa: F821
 # Internals
 
 
-def _parsed_batches(pattern, parse, *, shuffle, prefetch, **options) -> tf.data.Dataset:
+def _parsed_batches(
+    pattern, parse, *, shuffle, prefetch, numbered=False, **options
+) -> tf.data.Dataset:
     """Record batches of `pattern` mapped through the batched `parse`, then prefetched.
     `pattern` may also be a dataset of serialized records made in memory (`y8m predict
-    --videos`): they are parsed exactly as records read from files."""
+    --videos`): they are parsed exactly as records read from files. `numbered` passes each
+    batch's number to `parse` as `step`."""
     if isinstance(pattern, tf.data.Dataset):
         ds = pattern.batch(int(options["batch_size"]))
     else:
         ds = _record_batches(pattern, shuffle=shuffle, **options)
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if numbered:
+        # Parallel map calls take a stateful generator's draws in whatever order they run,
+        # so seeded draws are keyed by the batch's number instead (the same on every run).
+        ds = ds.enumerate().map(lambda step, records: parse(records, step=step), **parallel)
+    else:
+        ds = ds.map(parse, **parallel)
     return ds.prefetch(prefetch) if prefetch else ds
 
 
@@ -491,8 +502,9 @@ def _multi_hot(sparse_labels: tf.SparseTensor, num_classes: int) -> tf.Tensor:
     return tf.cast(dense, tf.float32)
 
 
-def _frame_indices(n0: tf.Tensor, sample: str, frames: int, seed: int | None):
-    """Per video frame positions [B, N], their validity [B, N] and the valid count [B]."""
+def _frame_indices(n0: tf.Tensor, sample: str, frames: int, seed: int | None, step=None):
+    """Per video frame positions [B, N], their validity [B, N] and the valid count [B]
+    ("random" with a seed and a batch number `step`: drawn from (seed, step) alone)."""
     batch = tf.shape(n0)[0]
     has = n0 > 0
     if sample == "ordered":
@@ -503,7 +515,11 @@ def _frame_indices(n0: tf.Tensor, sample: str, frames: int, seed: int | None):
         valid = idx < n0[:, None]
         return idx, valid, n0
     if sample == "random":
-        u = tf.random.uniform([batch, frames], seed=seed)
+        if seed is not None and step is not None:
+            key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+            u = tf.random.stateless_uniform([batch, frames], seed=key)
+        else:
+            u = tf.random.uniform([batch, frames], seed=seed)
         idx = tf.cast(tf.floor(u * tf.cast(n0, tf.float32)[:, None]), tf.int32)
     else:  # uniform: centres of `frames` equal bins over the real frames
         pos = (tf.range(frames, dtype=tf.float32) + 0.5) / frames
